@@ -1,0 +1,147 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace Rustorium.Grid.Crypto.Poseidon;
+
+/// <summary>
+/// Poseidon over the BN254 scalar field, bit-exact with circomlib's <c>Poseidon(n)</c> template and
+/// circomlibjs's <c>poseidon</c> for 1 to 16 inputs (state width t = n + 1, initial state lane 0 = 0,
+/// S-box x⁵, 8 full rounds, circomlib's partial rounds, output lane 0).
+/// </summary>
+/// <example><c>PoseidonHash.Hash(Fr.FromUInt64(1), Fr.FromUInt64(2))</c> =
+/// 7853200120776062878684798364095072458815029376092732009249414926327459813530.</example>
+[SkipLocalsInit]
+public static class PoseidonHash
+{
+    /// <summary>Fewest inputs accepted.</summary>
+    public const int MinInputs = PoseidonParameters.MinInputs;
+
+    /// <summary>Most inputs accepted.</summary>
+    public const int MaxInputs = PoseidonParameters.MaxInputs;
+
+    /// <summary>Poseidon of one input.</summary>
+    public static Fr Hash(in Fr a)
+    {
+        Span<Fr> s = stackalloc Fr[2];
+        s[0] = Fr.Zero; s[1] = a;
+        return Permute(PoseidonPlan.ForWidth(2), s);
+    }
+
+    /// <summary>Poseidon of two inputs (the sparse Merkle tree's inner node hash).</summary>
+    public static Fr Hash(in Fr a, in Fr b)
+    {
+        Span<Fr> s = stackalloc Fr[3];
+        s[0] = Fr.Zero; s[1] = a; s[2] = b;
+        return Permute(PoseidonPlan.ForWidth(3), s);
+    }
+
+    /// <summary>Poseidon of three inputs (the sparse Merkle tree's leaf hash with c = 1).</summary>
+    public static Fr Hash(in Fr a, in Fr b, in Fr c)
+    {
+        Span<Fr> s = stackalloc Fr[4];
+        s[0] = Fr.Zero; s[1] = a; s[2] = b; s[3] = c;
+        return Permute(PoseidonPlan.ForWidth(4), s);
+    }
+
+    /// <summary>Poseidon of 1 to 16 inputs.</summary>
+    /// <exception cref="ArgumentException">Fewer than 1 or more than 16 inputs.</exception>
+    public static Fr Hash(ReadOnlySpan<Fr> inputs)
+    {
+        if (inputs.Length < MinInputs || inputs.Length > MaxInputs)
+            throw new ArgumentException($"Poseidon takes {MinInputs} to {MaxInputs} inputs; got {inputs.Length}.", nameof(inputs));
+        int t = inputs.Length + 1;
+        Span<Fr> s = stackalloc Fr[t];
+        s[0] = Fr.Zero;
+        inputs.CopyTo(s[1..]);
+        return Permute(PoseidonPlan.ForWidth(t), s);
+    }
+
+    /// <summary>Runs the permutation in place and returns lane 0.</summary>
+    private static Fr Permute(PoseidonPlan plan, Span<Fr> s)
+    {
+        int t = plan.Width;
+        ref Fr c = ref MemoryMarshal.GetArrayDataReference(plan.Constants);
+        ref Fr mds = ref MemoryMarshal.GetArrayDataReference(plan.Mds);
+        Span<Fr> tmp = stackalloc Fr[t];
+
+        AddVector(s, ref c);
+        c = ref Unsafe.Add(ref c, t);
+
+        // First half of the full rounds; the last of them multiplies by P instead of M.
+        for (int r = 0; r < 3; r++)
+        {
+            SboxAll(s);
+            MulMatrix(s, tmp, ref mds);
+            AddVector(s, ref c);
+            c = ref Unsafe.Add(ref c, t);
+        }
+        SboxAll(s);
+        MulMatrix(s, tmp, ref MemoryMarshal.GetArrayDataReference(plan.PreSparse));
+        s[0] += c;
+        c = ref Unsafe.Add(ref c, 1);
+
+        // Partial rounds: S-box on lane 0, a sparse matrix, a scalar constant.
+        ref Fr sp = ref MemoryMarshal.GetArrayDataReference(plan.Sparse);
+        int rp = plan.PartialRounds;
+        for (int j = 0; j < rp; j++)
+        {
+            var s0 = s[0].Pow5();
+            var acc = sp * s0;
+            for (int k = 1; k < t; k++)
+            {
+                acc += Unsafe.Add(ref sp, k) * s[k];
+                s[k] += Unsafe.Add(ref sp, t + k - 1) * s0;
+            }
+            sp = ref Unsafe.Add(ref sp, 2 * t - 1);
+            if (j < rp - 1)
+            {
+                s[0] = acc + c;
+                c = ref Unsafe.Add(ref c, 1);
+            }
+            else
+            {
+                s[0] = acc;
+                AddVector(s, ref c);
+                c = ref Unsafe.Add(ref c, t);
+            }
+        }
+
+        // Second half of the full rounds; the last needs only lane 0 of its product.
+        for (int r = 0; r < 3; r++)
+        {
+            SboxAll(s);
+            MulMatrix(s, tmp, ref mds);
+            AddVector(s, ref c);
+            c = ref Unsafe.Add(ref c, t);
+        }
+        SboxAll(s);
+        var out0 = Fr.Zero;
+        for (int j = 0; j < t; j++) out0 += Unsafe.Add(ref mds, j) * s[j];
+        return out0;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AddVector(Span<Fr> s, ref Fr c)
+    {
+        for (int i = 0; i < s.Length; i++) s[i] += Unsafe.Add(ref c, i);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void SboxAll(Span<Fr> s)
+    {
+        for (int i = 0; i < s.Length; i++) s[i] = s[i].Pow5();
+    }
+
+    private static void MulMatrix(Span<Fr> s, Span<Fr> tmp, ref Fr m)
+    {
+        int t = s.Length;
+        for (int i = 0; i < t; i++)
+        {
+            ref Fr row = ref Unsafe.Add(ref m, i * t);
+            var sum = row * s[0];
+            for (int j = 1; j < t; j++) sum += Unsafe.Add(ref row, j) * s[j];
+            tmp[i] = sum;
+        }
+        tmp.CopyTo(s);
+    }
+}
