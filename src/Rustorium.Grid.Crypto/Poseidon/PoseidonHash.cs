@@ -86,12 +86,9 @@ public static class PoseidonHash
         for (int j = 0; j < rp; j++)
         {
             var s0 = s[0].Pow5();
-            var acc = sp * s0;
-            for (int k = 1; k < t; k++)
-            {
-                acc += Unsafe.Add(ref sp, k) * s[k];
-                s[k] += Unsafe.Add(ref sp, t + k - 1) * s0;
-            }
+            s[0] = s0;
+            var acc = Fr.Dot(MemoryMarshal.CreateReadOnlySpan(ref sp, t), s);
+            for (int k = 1; k < t; k++) s[k] += Unsafe.Add(ref sp, t + k - 1) * s0;
             sp = ref Unsafe.Add(ref sp, 2 * t - 1);
             if (j < rp - 1)
             {
@@ -115,9 +112,7 @@ public static class PoseidonHash
             c = ref Unsafe.Add(ref c, t);
         }
         SboxAll(s);
-        var out0 = Fr.Zero;
-        for (int j = 0; j < t; j++) out0 += Unsafe.Add(ref mds, j) * s[j];
-        return out0;
+        return Fr.Dot(MemoryMarshal.CreateReadOnlySpan(ref mds, t), s);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -137,10 +132,7 @@ public static class PoseidonHash
         int t = s.Length;
         for (int i = 0; i < t; i++)
         {
-            ref Fr row = ref Unsafe.Add(ref m, i * t);
-            var sum = row * s[0];
-            for (int j = 1; j < t; j++) sum += Unsafe.Add(ref row, j) * s[j];
-            tmp[i] = sum;
+            tmp[i] = Fr.Dot(MemoryMarshal.CreateReadOnlySpan(ref Unsafe.Add(ref m, i * t), t), s);
         }
         tmp.CopyTo(s);
     }

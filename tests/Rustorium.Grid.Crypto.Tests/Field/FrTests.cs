@@ -152,3 +152,32 @@ public sealed class FrTests
         }).Check(Quick);
     }
 }
+
+public sealed class FrDotTests
+{
+    [Fact]
+    public void DotEqualsSumOfProductsForEveryLengthIncludingExtremes()
+    {
+        var rng = new Random(5);
+        var buf = new byte[32];
+        var pMinus1 = Fr.FromBigInteger(Fr.Modulus - 1);
+        for (int n = 1; n <= 17; n++)
+        {
+            for (int trial = 0; trial < 20; trial++)
+            {
+                var a = new Fr[n];
+                var b = new Fr[n];
+                for (int i = 0; i < n; i++)
+                {
+                    // Trial 0: every value p-1 (the largest sum REDC must take); otherwise random.
+                    if (trial == 0) { a[i] = pMinus1; b[i] = pMinus1; continue; }
+                    rng.NextBytes(buf); buf[31] &= 0x1f; a[i] = Fr.FromBytesLittleEndian(buf);
+                    rng.NextBytes(buf); buf[31] &= 0x1f; b[i] = Fr.FromBytesLittleEndian(buf);
+                }
+                var expected = Fr.Zero;
+                for (int i = 0; i < n; i++) expected += a[i] * b[i];
+                Assert.Equal(expected, Fr.Dot(a, b));
+            }
+        }
+    }
+}
