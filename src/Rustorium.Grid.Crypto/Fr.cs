@@ -75,6 +75,13 @@ public readonly struct Fr : IEquatable<Fr>, IComparable<Fr>
         return r;
     }
 
+    /// <summary>The element whose canonical value is c mod p, for c below 2p (internal: batch hashing).</summary>
+    internal static Fr FromLimbsBelowTwoP(ulong c0, ulong c1, ulong c2, ulong c3)
+    {
+        var r = ReduceOnce(c0, c1, c2, c3);
+        return FromCanonicalLimbs(r.L0, r.L1, r.L2, r.L3);
+    }
+
     private void ToCanonicalLimbs(out ulong c0, out ulong c1, out ulong c2, out ulong c3)
     {
         MontMul(L0, L1, L2, L3, 1, 0, 0, 0, out var r);

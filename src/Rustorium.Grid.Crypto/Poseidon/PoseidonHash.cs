@@ -56,6 +56,43 @@ public static class PoseidonHash
         return Permute(PoseidonPlan.ForWidth(t), s);
     }
 
+    /// <summary>
+    /// Hashes many inputs of the same arity: hash i is Poseidon(inputs[i·arity .. (i+1)·arity)), written to
+    /// outputs[i]. Where the CPU has AVX-512 the hashes run eight at a time (several times the throughput of
+    /// one-by-one hashing); elsewhere one by one. Results are identical either way.
+    /// </summary>
+    /// <exception cref="ArgumentException">Arity outside 1..16, or the spans' lengths do not match.</exception>
+    public static void HashMany(ReadOnlySpan<Fr> inputs, int arity, Span<Fr> outputs)
+    {
+        if (arity < MinInputs || arity > MaxInputs)
+            throw new ArgumentException($"Poseidon takes {MinInputs} to {MaxInputs} inputs; got arity {arity}.", nameof(arity));
+        if (inputs.Length != outputs.Length * arity)
+            throw new ArgumentException($"{outputs.Length} hashes of arity {arity} need {outputs.Length * arity} inputs; got {inputs.Length}.", nameof(inputs));
+
+        int done = 0;
+        if (FieldLanes.IsSupported && outputs.Length >= 2)
+        {
+            int t = arity + 1;
+            var lanes = PoseidonLanes.ForWidth(t);
+            var state = new Lanes[t];
+            Span<Fr> column = stackalloc Fr[FieldLanes.Width];
+            for (; done < outputs.Length; done += FieldLanes.Width)
+            {
+                int n = Math.Min(FieldLanes.Width, outputs.Length - done);
+                state[0] = default;
+                for (int i = 0; i < arity; i++)
+                {
+                    for (int lane = 0; lane < n; lane++) column[lane] = inputs[(done + lane) * arity + i];
+                    FieldLanes.Load(column[..n], ref state[i + 1]);
+                }
+                lanes.Permute(state, out var result);
+                FieldLanes.Store(result, outputs.Slice(done, n));
+            }
+            return;
+        }
+        for (; done < outputs.Length; done++) outputs[done] = Hash(inputs.Slice(done * arity, arity));
+    }
+
     /// <summary>Runs the permutation in place and returns lane 0.</summary>
     private static Fr Permute(PoseidonPlan plan, Span<Fr> s)
     {
