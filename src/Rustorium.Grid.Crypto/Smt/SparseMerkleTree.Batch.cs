@@ -1,0 +1,372 @@
+using Rustorium.Grid.Crypto.Poseidon;
+
+namespace Rustorium.Grid.Crypto.Smt;
+
+public sealed partial class SparseMerkleTree
+{
+    /// <summary>
+    /// Applies many changes at once, hashing each new node exactly once: the result equals applying the
+    /// changes one by one (in any order), but a node touched by several changes is hashed once, not once per
+    /// change, and nothing is rehashed on the way.
+    /// </summary>
+    /// <remarks>
+    /// <para>Two phases. <b>Plan:</b> the changes are sorted in path order (key bits read from bit 0 up) and
+    /// split by key bit level by level down the existing tree; below each existing leaf or empty branch the
+    /// new subtree is laid out from the merged key set; middle nodes that end with one leaf and an empty
+    /// side collapse upward. All validation happens here, before any hashing. <b>Hash:</b> the planned new
+    /// nodes are hashed bottom-up in rounds of independent hashes (eight at a time through
+    /// <see cref="PoseidonHash.HashMany"/> where the CPU has AVX-512) and committed to the store in one
+    /// <see cref="SmtNodeBatch"/>.</para>
+    /// <para>Atomic: if any change is invalid nothing is committed and the tree is unchanged. Errors, in
+    /// order of precedence: a key repeated in the batch (<see cref="SmtErrorCode.DuplicateKeyInBatch"/>),
+    /// then the first invalid change met in path order (<see cref="SmtErrorCode.KeyExists"/> for an insert
+    /// of a present key, <see cref="SmtErrorCode.KeyNotFound"/> for an update or delete of an absent one).</para>
+    /// </remarks>
+    /// <exception cref="ArgumentException">A change has an undefined <see cref="SmtOp"/>.</exception>
+    /// <exception cref="SmtException">An invalid change (see remarks), <see cref="SmtErrorCode.CorruptStore"/>,
+    /// or <see cref="SmtErrorCode.Conflict"/> from the store.</exception>
+    public void ApplyBatch(ReadOnlySpan<SmtChange> changes)
+    {
+        if (changes.IsEmpty) return;
+
+        var items = new BatchItem[changes.Length];
+        for (int i = 0; i < changes.Length; i++)
+        {
+            var c = changes[i];
+            if (c.Op is not (SmtOp.Insert or SmtOp.Update or SmtOp.Delete or SmtOp.Upsert))
+                throw new ArgumentException($"Change {i} (key {c.Key}) has undefined operation {(byte)c.Op}.", nameof(changes));
+            items[i] = new BatchItem(c, KeyBits.Of(c.Key));
+        }
+        items.AsSpan().Sort(static (a, b) => KeyBits.ComparePathOrder(a.Bits, b.Bits));
+        for (int i = 1; i < items.Length; i++)
+        {
+            if (KeyBits.ComparePathOrder(items[i - 1].Bits, items[i].Bits) == 0) throw SmtException.DuplicateKey(items[i].Change.Key);
+        }
+
+        var batch = BeginBatch();
+        try
+        {
+            var oldRoot = batch.OldRoot;
+            var planner = new BatchPlanner(this, batch, items.Length);
+            int rootRef = planner.Plan(oldRoot, 0, items);
+            var newRoot = planner.HashAll(rootRef);
+            if (batch.IsEmpty && newRoot == oldRoot) return; // only same-value updates
+            Commit(batch, in newRoot);
+        }
+        finally
+        {
+            batch.Clear();
+        }
+    }
+
+    private readonly record struct BatchItem(SmtChange Change, KeyBits Bits);
+
+    /// <summary>A leaf of a subtree being laid out: its key's bits and its planned node.</summary>
+    private readonly record struct LeafEntry(KeyBits Bits, int Ref);
+
+    private enum PendingKind : byte
+    {
+        /// <summary>A stored node of unknown kind (loaded only if a collapse needs to know).</summary>
+        Existing,
+        ExistingLeaf,
+        ExistingMiddle,
+        NewLeaf,
+        NewMiddle,
+    }
+
+    /// <summary>A node of the planned tree: existing (A = its hash), a new leaf (A = key, B = value) or a new middle node (Left/Right refs).</summary>
+    private struct Pending
+    {
+        public PendingKind Kind;
+        public Fr A, B;
+        public int Left, Right;
+    }
+
+    /// <summary>Plans and hashes one batch. Node references are indexes into <see cref="_pending"/>; <see cref="Empty"/> is the empty subtree.</summary>
+    private sealed class BatchPlanner
+    {
+        public const int Empty = -1;
+
+        private readonly SparseMerkleTree _tree;
+        private readonly SmtNodeBatch _batch;
+        private Pending[] _pending;
+        private int _count;
+        private readonly LeafEntry[] _leaves;
+
+        public BatchPlanner(SparseMerkleTree tree, SmtNodeBatch batch, int changes)
+        {
+            _tree = tree;
+            _batch = batch;
+            _pending = new Pending[Math.Max(16, 2 * changes + 2 * MaxDepth)];
+            // One subtree is laid out at a time, from at most all changes plus one existing leaf.
+            _leaves = new LeafEntry[changes + 1];
+        }
+
+        // -------------------------------------------------------------- phase 1: plan
+
+        /// <summary>The planned replacement of the subtree <paramref name="hash"/> at <paramref name="level"/> after <paramref name="items"/> (non-empty, one subtree's keys, path order).</summary>
+        public int Plan(Fr hash, int level, Span<BatchItem> items)
+        {
+            if (hash.IsZero) return PlanAtEmpty(level, items);
+            var node = _tree.Load(in hash, level);
+            if (node.IsLeaf) return PlanAtLeaf(in hash, in node, level, items);
+            if (level >= MaxDepth)
+                throw SmtException.Corrupt($"Middle node {hash} at level {level}: no two keys below p can share {MaxDepth} path bits.");
+
+            int split = Split(items, level);
+            int left = split == 0 ? Existing(node.A) : Plan(node.A, level + 1, items[..split]);
+            int right = split == items.Length ? Existing(node.B) : Plan(node.B, level + 1, items[split..]);
+
+            if (IsUnchanged(left, node.A) && IsUnchanged(right, node.B)) return Add(PendingKind.ExistingMiddle, hash, default);
+
+            _batch.Remove(hash);
+            if (left == Empty && right == Empty) return Empty;
+            if (left == Empty && IsLeaf(right, level + 1)) return right;   // the lone leaf moves up
+            if (right == Empty && IsLeaf(left, level + 1)) return left;
+            return AddMiddle(left, right);
+        }
+
+        private int PlanAtEmpty(int level, Span<BatchItem> items)
+        {
+            for (int i = 0; i < items.Length; i++)
+            {
+                var c = items[i].Change;
+                if (c.Op is SmtOp.Update or SmtOp.Delete) throw SmtException.KeyNotFound(c.Key, OpName(c.Op));
+                _leaves[i] = new LeafEntry(items[i].Bits, Add(PendingKind.NewLeaf, c.Key, c.Value));
+            }
+            return Layout(level, _leaves.AsSpan(0, items.Length));
+        }
+
+        private int PlanAtLeaf(in Fr hash, in SmtNode node, int level, Span<BatchItem> items)
+        {
+            var oldKey = node.A;
+            var oldBits = KeyBits.Of(oldKey);
+            int diverge = oldBits.FirstDifference(items[0].Bits);
+            if (diverge < level)
+                throw SmtException.Corrupt($"Leaf of key {oldKey} sits at level {level} on a path its key does not follow (bit {diverge} differs).");
+
+            // Where the existing leaf goes in path order: at its own change, or before the first larger key.
+            int at = 0;
+            bool matched = false;
+            while (at < items.Length)
+            {
+                int cmp = KeyBits.ComparePathOrder(items[at].Bits, oldBits);
+                if (cmp == 0) { matched = true; break; }
+                if (cmp > 0) break;
+                at++;
+            }
+
+            int n = 0;
+            for (int i = 0; i < items.Length; i++)
+            {
+                if (i == at && !matched) _leaves[n++] = new LeafEntry(oldBits, Add(PendingKind.ExistingLeaf, hash, default));
+                var c = items[i].Change;
+                if (matched && i == at)
+                {
+                    switch (c.Op)
+                    {
+                        case SmtOp.Insert:
+                            throw SmtException.KeyExists(c.Key);
+                        case SmtOp.Delete:
+                            _batch.Remove(hash);
+                            break;
+                        default: // Update, Upsert
+                            if (c.Value == node.B)
+                            {
+                                _leaves[n++] = new LeafEntry(oldBits, Add(PendingKind.ExistingLeaf, hash, default));
+                            }
+                            else
+                            {
+                                _batch.Remove(hash);
+                                _leaves[n++] = new LeafEntry(oldBits, Add(PendingKind.NewLeaf, c.Key, c.Value));
+                            }
+                            break;
+                    }
+                    continue;
+                }
+                if (c.Op is SmtOp.Update or SmtOp.Delete) throw SmtException.KeyNotFound(c.Key, OpName(c.Op));
+                _leaves[n++] = new LeafEntry(items[i].Bits, Add(PendingKind.NewLeaf, c.Key, c.Value));
+            }
+            if (at == items.Length) _leaves[n++] = new LeafEntry(oldBits, Add(PendingKind.ExistingLeaf, hash, default));
+            return Layout(level, _leaves.AsSpan(0, n));
+        }
+
+        /// <summary>Lays out distinct leaves (path order) as a fresh canonical subtree rooted at <paramref name="level"/>.</summary>
+        private int Layout(int level, Span<LeafEntry> leaves)
+        {
+            if (leaves.Length == 0) return Empty;
+            if (leaves.Length == 1) return leaves[0].Ref;
+            if (level >= MaxDepth) throw new InvalidOperationException("Distinct keys below p cannot share every path bit.");
+            int split = Split(leaves, level);
+            int left = Layout(level + 1, leaves[..split]);
+            int right = Layout(level + 1, leaves[split..]);
+            return AddMiddle(left, right);
+        }
+
+        // -------------------------------------------------------------- phase 2: hash
+
+        /// <summary>
+        /// Hashes every new node of the plan rooted at <paramref name="root"/> once, adds it to the batch
+        /// (children before parents) and returns the new root hash.
+        /// </summary>
+        /// <remarks>
+        /// Hashes run in rounds by height above the new leaves, so each round is a set of independent hashes
+        /// of one arity handed to <see cref="PoseidonHash.HashMany"/> (eight at a time where the CPU has AVX-512).
+        /// Plan entries are created children first, so one forward pass computes heights and one backward pass
+        /// finds the entries reachable from the root (a new node is always reachable; this makes it certain).
+        /// </remarks>
+        public Fr HashAll(int root)
+        {
+            if (root == Empty) return Fr.Zero;
+            int n = _count;
+            var live = new bool[n];
+            live[root] = true;
+            for (int i = n - 1; i >= 0; i--)
+            {
+                ref readonly var p = ref _pending[i];
+                if (!live[i] || p.Kind != PendingKind.NewMiddle) continue;
+                if (p.Left != Empty) live[p.Left] = true;
+                if (p.Right != Empty) live[p.Right] = true;
+            }
+
+            // Height: new leaf 0; new middle 1 + the highest new child (0 if it has none); others −1.
+            var height = new int[n];
+            int leaves = 0, maxHeight = -1;
+            for (int i = 0; i < n; i++)
+            {
+                ref readonly var p = ref _pending[i];
+                if (!live[i] || p.Kind < PendingKind.NewLeaf)
+                {
+                    height[i] = -1;
+                }
+                else if (p.Kind == PendingKind.NewLeaf)
+                {
+                    height[i] = 0;
+                    leaves++;
+                }
+                else
+                {
+                    int h = 1 + Math.Max(HeightOf(height, p.Left), HeightOf(height, p.Right));
+                    height[i] = h;
+                    maxHeight = Math.Max(maxHeight, h);
+                }
+            }
+
+            // Middle nodes grouped by height (counting sort), each group in creation order.
+            var start = new int[maxHeight + 2];
+            for (int i = 0; i < n; i++) if (height[i] >= 0 && _pending[i].Kind == PendingKind.NewMiddle) start[height[i] + 1]++;
+            for (int h = 0; h <= maxHeight; h++) start[h + 1] += start[h];
+            var order = new int[start[maxHeight + 1]];
+            var fill = (int[])start.Clone();
+            for (int i = 0; i < n; i++) if (height[i] >= 0 && _pending[i].Kind == PendingKind.NewMiddle) order[fill[height[i]]++] = i;
+
+            int widest = leaves;
+            for (int h = 0; h <= maxHeight; h++) widest = Math.Max(widest, start[h + 1] - start[h]);
+            var hashes = new Fr[n];
+            var inputs = new Fr[3 * widest];
+            var outputs = new Fr[widest];
+
+            if (leaves > 0)
+            {
+                var group = new int[leaves];
+                int g = 0;
+                for (int i = 0; i < n; i++)
+                {
+                    if (height[i] != 0 || _pending[i].Kind != PendingKind.NewLeaf) continue;
+                    inputs[3 * g] = _pending[i].A;
+                    inputs[3 * g + 1] = _pending[i].B;
+                    inputs[3 * g + 2] = Fr.One;
+                    group[g++] = i;
+                }
+                PoseidonHash.HashMany(inputs.AsSpan(0, 3 * leaves), 3, outputs.AsSpan(0, leaves));
+                for (int j = 0; j < leaves; j++) hashes[group[j]] = outputs[j];
+            }
+            for (int h = 0; h <= maxHeight; h++)
+            {
+                var group = order.AsSpan(start[h], start[h + 1] - start[h]);
+                for (int j = 0; j < group.Length; j++)
+                {
+                    ref readonly var p = ref _pending[group[j]];
+                    inputs[2 * j] = HashOf(hashes, p.Left);
+                    inputs[2 * j + 1] = HashOf(hashes, p.Right);
+                }
+                PoseidonHash.HashMany(inputs.AsSpan(0, 2 * group.Length), 2, outputs.AsSpan(0, group.Length));
+                for (int j = 0; j < group.Length; j++) hashes[group[j]] = outputs[j];
+            }
+
+            for (int i = 0; i < n; i++)
+            {
+                if (height[i] < 0) continue;
+                ref readonly var p = ref _pending[i];
+                _batch.Add(hashes[i], p.Kind == PendingKind.NewLeaf
+                    ? SmtNode.Leaf(p.A, p.B)
+                    : SmtNode.Middle(HashOf(hashes, p.Left), HashOf(hashes, p.Right)));
+            }
+            return HashOf(hashes, root);
+        }
+
+        private static int HeightOf(int[] height, int r) => r == Empty ? -1 : height[r];
+
+        /// <summary>The hash of a planned node once its round has run: new nodes from <paramref name="hashes"/>, stored ones are their own hash.</summary>
+        private Fr HashOf(Fr[] hashes, int r) =>
+            r == Empty ? Fr.Zero : _pending[r].Kind >= PendingKind.NewLeaf ? hashes[r] : _pending[r].A;
+
+        // -------------------------------------------------------------- helpers
+
+        private int Existing(in Fr hash) => hash.IsZero ? Empty : Add(PendingKind.Existing, hash, default);
+
+        private bool IsUnchanged(int r, in Fr oldHash) =>
+            r == Empty ? oldHash.IsZero : _pending[r].Kind <= PendingKind.ExistingMiddle && _pending[r].A == oldHash;
+
+        private bool IsLeaf(int r, int level)
+        {
+            ref var p = ref _pending[r];
+            if (p.Kind == PendingKind.Existing)
+                p.Kind = _tree.Load(in p.A, level).IsLeaf ? PendingKind.ExistingLeaf : PendingKind.ExistingMiddle;
+            return p.Kind is PendingKind.ExistingLeaf or PendingKind.NewLeaf;
+        }
+
+        private int Add(PendingKind kind, in Fr a, in Fr b)
+        {
+            if (_count == _pending.Length) Array.Resize(ref _pending, _pending.Length * 2);
+            ref var p = ref _pending[_count];
+            p.Kind = kind;
+            p.A = a;
+            p.B = b;
+            return _count++;
+        }
+
+        private int AddMiddle(int left, int right)
+        {
+            int r = Add(PendingKind.NewMiddle, default, default);
+            _pending[r].Left = left;
+            _pending[r].Right = right;
+            return r;
+        }
+
+        /// <summary>Index of the first item whose key has bit <paramref name="level"/> set (items share all lower bits and are in path order).</summary>
+        private static int Split(Span<BatchItem> items, int level)
+        {
+            int lo = 0, hi = items.Length;
+            while (lo < hi)
+            {
+                int mid = (lo + hi) >>> 1;
+                if (items[mid].Bits.Bit(level)) hi = mid; else lo = mid + 1;
+            }
+            return lo;
+        }
+
+        private static int Split(Span<LeafEntry> leaves, int level)
+        {
+            int lo = 0, hi = leaves.Length;
+            while (lo < hi)
+            {
+                int mid = (lo + hi) >>> 1;
+                if (leaves[mid].Bits.Bit(level)) hi = mid; else lo = mid + 1;
+            }
+            return lo;
+        }
+
+        private static string OpName(SmtOp op) => op == SmtOp.Update ? "update" : "delete";
+    }
+}
