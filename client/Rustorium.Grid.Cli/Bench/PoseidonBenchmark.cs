@@ -19,8 +19,11 @@ internal static class PoseidonBenchmark
         var state = new Fr[inputs];
         for (int i = 0; i < inputs; i++) state[i] = Fr.FromUInt64((ulong)i + 1);
 
-        // Warm-up: lets tiered JIT settle on optimised code before the clock starts.
-        Chain(state, 2_000);
+        // Warm-up: lets the tiered JIT settle on optimised code before the clock starts. Time-based, because
+        // on one busy core the background re-compilation can take far longer than a fixed count of calls.
+        var warmUp = Stopwatch.StartNew();
+        var warmUpFor = TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(1).Ticks, duration.Ticks));
+        while (warmUp.Elapsed < warmUpFor) Chain(state, 64);
 
         const int Round = 256;
         long hashes = 0;

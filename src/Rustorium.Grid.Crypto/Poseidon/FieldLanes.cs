@@ -137,6 +137,7 @@ internal static class FieldLanes
     public static void Mul(in Lanes a, in Lanes b, out Lanes r) => FieldLanesKernels.Mul(a, b, out r);
 
     /// <summary>r = a + b, brought back into [0, 2p).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Add(in Lanes a, in Lanes b, out Lanes r)
     {
         var mask = Vector512.Create(Mask);
@@ -152,6 +153,7 @@ internal static class FieldLanes
     }
 
     /// <summary>r += c for a broadcast constant (lane-form limbs), brought back into [0, 2p).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void AddConstant(ref Lanes r, ReadOnlySpan<ulong> c)
     {
         var mask = Vector512.Create(Mask);
@@ -166,6 +168,7 @@ internal static class FieldLanes
     }
 
     // Values below 4p come in; values below 2p go out.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void SubtractTwoPIfAbove(ref Lanes r)
     {
         var mask = Vector512.Create(Mask);
@@ -183,6 +186,7 @@ internal static class FieldLanes
     }
 
     /// <summary>x⁵ in place.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Pow5(ref Lanes x)
     {
         FieldLanesKernels.Square(x, out var x2);

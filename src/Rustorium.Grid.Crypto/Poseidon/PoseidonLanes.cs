@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace Rustorium.Grid.Crypto.Poseidon;
 
 /// <summary>
@@ -46,6 +48,7 @@ internal sealed class PoseidonLanes
         table.AsSpan(index * FieldLanes.Limbs, FieldLanes.Limbs);
 
     /// <summary>Permutes eight states (s[i] holds lane-form state element i of every lane); returns lane 0 of each in <paramref name="output"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // see FieldLanesKernels: tiering buys nothing here
     public void Permute(Span<Lanes> s, out Lanes output)
     {
         int t = _plan.Width;
@@ -95,6 +98,7 @@ internal sealed class PoseidonLanes
         Dot(s, _mds, 0, out output);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void MulMatrix(Span<Lanes> s, Span<Lanes> tmp, ulong[] matrix)
     {
         int t = s.Length;
@@ -103,6 +107,7 @@ internal sealed class PoseidonLanes
     }
 
     /// <summary>Σ_j table[first + j]·s[j], reduced once per group of <see cref="FieldLanes.MaxDotTerms"/> products.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Dot(ReadOnlySpan<Lanes> s, ulong[] table, int first, out Lanes result)
     {
         int t = s.Length;

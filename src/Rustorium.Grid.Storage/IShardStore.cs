@@ -1,0 +1,129 @@
+using Rustorium.Grid.Crypto;
+using Rustorium.Grid.Crypto.Smt;
+
+namespace Rustorium.Grid.Storage;
+
+/// <summary>
+/// Durable state of the shards one store holds: the range map, each shard's metadata (range, version,
+/// epoch, root), its data rows and its sparse Merkle tree nodes.
+/// </summary>
+/// <remarks>
+/// <para><b>One transaction per commit.</b> <see cref="CommitAsync"/> writes a shard's data rows, its tree
+/// node changes and its new version and root atomically, conditioned on the shard's epoch and version.
+/// So the published root at version v is always the tree of exactly the rows at v (invariant 3), and a
+/// writer that lost ownership (its epoch is stale) cannot change the shard (invariant 1).</para>
+/// <para><b>Durable when it returns.</b> A commit that completed survives a crash of the process
+/// (invariant 2); providers use the engine's durable commit (SQLite WAL with synchronous=FULL, PostgreSQL
+/// synchronous_commit=on).</para>
+/// <para><b>Keys</b> are byte strings ordered unsigned-lexicographically (a proper prefix first), as
+/// <see cref="KeyRange.Compare"/> orders them; scans return rows in that order.</para>
+/// <para>Implementations are thread-safe; commits to one shard are expected from one writer at a time
+/// (its owner), and are refused with <see cref="GridErrorCode.Conflict"/> when their expectations fail.</para>
+/// </remarks>
+public interface IShardStore : IAsyncDisposable
+{
+    /// <summary>
+    /// Prepares the store (schema, migrations) and, if it holds no shards yet, creates them with the given
+    /// layout (which must cover the whole key space without gap or overlap). Returns every shard's state.
+    /// Calling it again on an initialised store changes nothing and ignores <paramref name="initialLayout"/>.
+    /// </summary>
+    /// <exception cref="GridException"><see cref="GridErrorCode.InvalidArgument"/> for a layout with a gap or an
+    /// overlap; <see cref="GridErrorCode.Corrupted"/> if the stored data fails its integrity checks.</exception>
+    ValueTask<IReadOnlyList<ShardState>> InitializeAsync(IReadOnlyList<KeyRange> initialLayout, CancellationToken cancellationToken);
+
+    /// <summary>Every shard's current state, ordered by range start.</summary>
+    ValueTask<IReadOnlyList<ShardState>> ListShardsAsync(CancellationToken cancellationToken);
+
+    /// <summary>One shard's current state.</summary>
+    /// <exception cref="GridException"><see cref="GridErrorCode.UnknownShard"/>.</exception>
+    ValueTask<ShardState> GetShardAsync(long shardId, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Takes ownership of a shard: increments and returns its epoch. From then on commits carrying an older
+    /// epoch are refused. (In a cluster the grain directory decides who may call this.)
+    /// </summary>
+    /// <exception cref="GridException"><see cref="GridErrorCode.UnknownShard"/>.</exception>
+    ValueTask<ShardState> ClaimAsync(long shardId, CancellationToken cancellationToken);
+
+    /// <summary>The stored row for <paramref name="key"/>, or null.</summary>
+    ValueTask<StoredRow?> GetAsync(long shardId, ReadOnlyMemory<byte> key, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Up to <paramref name="limit"/> rows with start ≤ key &lt; end (end null: to the end of the shard) in key order.
+    /// </summary>
+    ValueTask<IReadOnlyList<StoredRow>> ScanAsync(long shardId, ReadOnlyMemory<byte> start, ReadOnlyMemory<byte>? end, int limit,
+        CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Applies one commit atomically: data row upserts and deletes, tree node additions and removals, the
+    /// new version, root, key count and timestamp — only if the shard's epoch equals
+    /// <see cref="ShardCommit.Epoch"/> and its version equals <see cref="ShardCommit.ExpectedVersion"/>.
+    /// </summary>
+    /// <exception cref="GridException"><see cref="GridErrorCode.Conflict"/> if either expectation fails (nothing
+    /// is written); <see cref="GridErrorCode.UnknownShard"/>; <see cref="GridErrorCode.InvalidArgument"/> for a
+    /// malformed commit (a key outside the shard's range, NewVersion ≤ ExpectedVersion).</exception>
+    ValueTask CommitAsync(ShardCommit commit, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Synchronous, read-only access to one shard's tree nodes, for the sparse Merkle tree (whose node store is
+    /// synchronous). Reads see committed nodes only. The reader is cheap and may be kept for the shard's life.
+    /// </summary>
+    IShardNodeReader OpenNodeReader(long shardId);
+}
+
+/// <summary>Reads committed tree nodes of one shard by hash.</summary>
+public interface IShardNodeReader : IDisposable
+{
+    /// <summary>The node with this hash, if the shard's tree holds it.</summary>
+    bool TryGetNode(in Fr hash, out SmtNode node);
+}
+
+/// <summary>A shard's durable metadata.</summary>
+/// <param name="ShardId">Stable identity of the shard.</param>
+/// <param name="Range">The keys it owns.</param>
+/// <param name="Version">Incremented by every commit; 0 when new.</param>
+/// <param name="Epoch">Ownership epoch; incremented by every <see cref="IShardStore.ClaimAsync"/>.</param>
+/// <param name="Root">The sparse Merkle root of its contents at <paramref name="Version"/> (0 when empty).</param>
+/// <param name="KeyCount">Rows it holds.</param>
+/// <param name="UpdatedAtMicros">Unix time of the last commit in microseconds.</param>
+public sealed record ShardState(long ShardId, KeyRange Range, long Version, long Epoch, Fr Root, long KeyCount, long UpdatedAtMicros);
+
+/// <summary>A stored row: the value and the version and time of the commit that wrote it.</summary>
+public sealed record StoredRow(byte[] Key, byte[] Value, long Version, long TimestampMicros);
+
+/// <summary>One data change: <see cref="Value"/> null deletes the key.</summary>
+public readonly record struct RowWrite(byte[] Key, byte[]? Value);
+
+/// <summary>Everything one group commit of a shard writes, in one transaction.</summary>
+public sealed class ShardCommit
+{
+    /// <summary>The shard.</summary>
+    public required long ShardId { get; init; }
+
+    /// <summary>The writer's ownership epoch: the commit is refused unless it is the shard's current epoch.</summary>
+    public required long Epoch { get; init; }
+
+    /// <summary>The version the writer built on: the commit is refused unless it is the shard's current version.</summary>
+    public required long ExpectedVersion { get; init; }
+
+    /// <summary>The version after the commit (greater than <see cref="ExpectedVersion"/>).</summary>
+    public required long NewVersion { get; init; }
+
+    /// <summary>The tree root after the commit.</summary>
+    public required Fr NewRoot { get; init; }
+
+    /// <summary>The key count after the commit.</summary>
+    public required long NewKeyCount { get; init; }
+
+    /// <summary>Commit time, Unix microseconds (stored on every written row).</summary>
+    public required long TimestampMicros { get; init; }
+
+    /// <summary>Data rows to upsert or delete (each key at most once).</summary>
+    public IReadOnlyList<RowWrite> Rows { get; init; } = [];
+
+    /// <summary>Tree nodes the commit adds.</summary>
+    public IReadOnlyList<SmtNodeEntry> AddedNodes { get; init; } = [];
+
+    /// <summary>Hashes of tree nodes the commit removes.</summary>
+    public IReadOnlyList<Fr> RemovedNodes { get; init; } = [];
+}
