@@ -68,6 +68,7 @@ their_hashes="$(json_field "$theirs" poseidon.hashesPerSecond)"
 their_inserts="$(json_field "$theirs" smt.insertsPerSecond)"
 
 our_hashes=""
+our_batched=""
 our_inserts=""
 missing=""
 if [[ ! -f "$cli/Rustorium.Grid.Cli.csproj" ]]; then
@@ -83,6 +84,10 @@ else
         || ! our_hashes="$(json_field "$ours_poseidon" hashesPerSecond 2>/dev/null)"; then
         missing="\`grid bench poseidon --seconds $seconds --json\` failed or printed no hashesPerSecond (got: ${ours_poseidon:-nothing})"
         our_hashes=""
+    elif ! ours_batched="$(run_grid bench poseidon --batched --seconds "$seconds" --json)" \
+        || ! our_batched="$(json_field "$ours_batched" hashesPerSecond 2>/dev/null)"; then
+        missing="\`grid bench poseidon --batched --json\` failed (got: ${ours_batched:-nothing})"
+        our_batched=""
     elif ! ours_smt="$(run_grid bench smt --leaves "$((leaves - inserts))" --inserts "$inserts" --json)" \
         || ! our_inserts="$(json_field "$ours_smt" insertsPerSecond 2>/dev/null)"; then
         missing="\`grid bench smt --leaves $((leaves - inserts)) --inserts $inserts --json\` failed or printed no insertsPerSecond (got: ${ours_smt:-nothing})"
@@ -93,6 +98,8 @@ fi
 printf '\n%-44s %16s %16s %12s\n' "one core, $(nproc) on the machine" "circomlibjs" "ours" "ours/theirs"
 printf '%-44s %16s %16s %12s\n' "Poseidon(2) hashes/s" "$their_hashes" "${our_hashes:-n/a}" \
     "$([[ -n "$our_hashes" ]] && ratio "$our_hashes" "$their_hashes" || echo n/a)"
+printf '%-44s %16s %16s %12s\n' "Poseidon(2) hashes/s, ours batched (HashMany)" "$their_hashes" "${our_batched:-n/a}" \
+    "$([[ -n "$our_batched" ]] && ratio "$our_batched" "$their_hashes" || echo n/a)"
 printf '%-44s %16s %16s %12s\n' "SMT single inserts/s at $((leaves - inserts))..$leaves keys" "$their_inserts" "${our_inserts:-n/a}" \
     "$([[ -n "$our_inserts" ]] && ratio "$our_inserts" "$their_inserts" || echo n/a)"
 if [[ -n "$missing" ]]; then

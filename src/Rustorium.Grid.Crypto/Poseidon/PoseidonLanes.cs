@@ -53,7 +53,7 @@ internal sealed class PoseidonLanes
     {
         int t = _plan.Width;
         int c = 0;
-        Span<Lanes> tmp = new Lanes[t];
+        Span<Lanes> tmp = stackalloc Lanes[t];
 
         for (int i = 0; i < t; i++) FieldLanes.AddConstant(ref s[i], Element(_constants, c++));
 
