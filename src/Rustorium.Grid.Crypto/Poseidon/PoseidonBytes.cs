@@ -29,6 +29,52 @@ public static class PoseidonBytes
     /// <summary>Chunks absorbed per Poseidon call after the leading element.</summary>
     public const int ChunksPerBlock = 15;
 
+    /// <summary>
+    /// <see cref="Hash"/> of many byte strings at once: strings of up to 15 chunks (465 bytes) are grouped by
+    /// chunk count and hashed through <see cref="PoseidonHash.HashMany"/> (eight at a time with AVX-512);
+    /// longer ones one by one. <c>output[i]</c> = <c>Hash(items[i])</c>.
+    /// </summary>
+    /// <exception cref="ArgumentException">The output span is shorter than the item list.</exception>
+    public static void HashMany(IReadOnlyList<byte[]> items, Span<Fr> output)
+    {
+        ArgumentNullException.ThrowIfNull(items);
+        if (output.Length < items.Count) throw new ArgumentException($"Need room for {items.Count} hashes; got {output.Length}.", nameof(output));
+
+        // Group single-block items by width (1 + chunk count); everything else goes through Hash.
+        var byChunks = new List<int>?[ChunksPerBlock + 1];
+        for (int i = 0; i < items.Count; i++)
+        {
+            var data = items[i] ?? throw new ArgumentException($"Item {i} is null.", nameof(items));
+            int chunks = (data.Length + ChunkSize - 1) / ChunkSize;
+            if (chunks > ChunksPerBlock) { output[i] = Hash(data); continue; }
+            (byChunks[chunks] ??= []).Add(i);
+        }
+
+        Span<byte> le = stackalloc byte[Fr.ByteLength];
+        for (int chunks = 0; chunks <= ChunksPerBlock; chunks++)
+        {
+            var group = byChunks[chunks];
+            if (group is null) continue;
+            int arity = 1 + chunks;
+            var inputs = new Fr[group.Count * arity];
+            var hashes = new Fr[group.Count];
+            for (int g = 0; g < group.Count; g++)
+            {
+                var data = items[group[g]];
+                inputs[g * arity] = Fr.FromUInt64((ulong)data.Length);
+                for (int c = 0; c < chunks; c++)
+                {
+                    var slice = data.AsSpan(c * ChunkSize, Math.Min(ChunkSize, data.Length - c * ChunkSize));
+                    le.Clear();
+                    for (int j = 0; j < slice.Length; j++) le[ChunkSize - 1 - j] = slice[j];
+                    inputs[g * arity + 1 + c] = Fr.FromBytesLittleEndian(le);
+                }
+            }
+            PoseidonHash.HashMany(inputs, arity, hashes);
+            for (int g = 0; g < group.Count; g++) output[group[g]] = hashes[g];
+        }
+    }
+
     /// <summary>The field element of a byte string (see the type's remarks for the exact definition).</summary>
     public static Fr Hash(ReadOnlySpan<byte> data)
     {

@@ -56,3 +56,24 @@ public sealed class PoseidonBytesTests
         Assert.NotEqual(PoseidonBytes.Hash(new byte[31]), PoseidonBytes.Hash(new byte[32]));
     }
 }
+
+public sealed class PoseidonBytesManyTests
+{
+    [Fact]
+    public void HashManyEqualsHashForMixedLengthsIncludingMultiBlock()
+    {
+        var rng = new Random(99);
+        int[] lengths = [0, 1, 16, 16, 16, 30, 31, 32, 62, 100, 100, 100, 100, 100, 100, 100, 100, 100, 465, 466, 1000, 16, 5];
+        var items = lengths.Select(n => { var b = new byte[n]; rng.NextBytes(b); return b; }).ToArray();
+        var output = new Fr[items.Length];
+        PoseidonBytes.HashMany(items, output);
+        for (int i = 0; i < items.Length; i++) Assert.Equal(PoseidonBytes.Hash(items[i]), output[i]);
+    }
+
+    [Fact]
+    public void HashManyRejectsAShortOutputAndNullItems()
+    {
+        Assert.Throws<ArgumentException>(() => PoseidonBytes.HashMany([new byte[1], new byte[2]], new Fr[1]));
+        Assert.Throws<ArgumentException>(() => PoseidonBytes.HashMany([null!], new Fr[1]));
+    }
+}
