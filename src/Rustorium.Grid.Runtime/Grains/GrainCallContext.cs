@@ -1,0 +1,36 @@
+namespace Rustorium.Grid.Runtime.Grains;
+
+/// <summary>
+/// What the code running right now is part of: the activation whose turn it is and the call chain (outermost first,
+/// ending with this activation). Flows with the async execution context, so grain references created or used inside a
+/// turn stamp outgoing calls with the chain, which is how cycles are detected.
+/// </summary>
+internal sealed class GrainCallContext
+{
+    private static readonly AsyncLocal<GrainCallContext?> CurrentContext = new();
+
+    public GrainCallContext(GrainActivation activation, GrainId[] chain)
+    {
+        Activation = activation;
+        Chain = chain;
+    }
+
+    public GrainActivation Activation { get; }
+
+    public GrainId[] Chain { get; }
+
+    public static GrainCallContext? Current
+    {
+        get => CurrentContext.Value;
+        set => CurrentContext.Value = value;
+    }
+
+    /// <summary><paramref name="chain"/> followed by <paramref name="self"/>.</summary>
+    public static GrainId[] Extend(IReadOnlyList<GrainId> chain, GrainId self)
+    {
+        var result = new GrainId[chain.Count + 1];
+        for (int i = 0; i < chain.Count; i++) result[i] = chain[i];
+        result[^1] = self;
+        return result;
+    }
+}
