@@ -46,11 +46,16 @@ public interface IShardStore : IAsyncDisposable
     ValueTask<ShardState> ClaimAsync(long shardId, CancellationToken cancellationToken);
 
     /// <summary>The stored row for <paramref name="key"/>, or null.</summary>
+    /// <exception cref="GridException"><see cref="GridErrorCode.UnknownShard"/>.</exception>
     ValueTask<StoredRow?> GetAsync(long shardId, ReadOnlyMemory<byte> key, CancellationToken cancellationToken);
 
     /// <summary>
     /// Up to <paramref name="limit"/> rows with start ≤ key &lt; end (end null: to the end of the shard) in key order.
     /// </summary>
+    /// <remarks>Pass a null <paramref name="end"/> as <c>(ReadOnlyMemory&lt;byte&gt;?)null</c>: a null <c>byte[]</c> converts
+    /// to an empty, non-null memory, i.e. an end before every key.</remarks>
+    /// <exception cref="GridException"><see cref="GridErrorCode.InvalidArgument"/> if <paramref name="limit"/> &lt; 1 or
+    /// end &lt; start (end = start is an empty scan); <see cref="GridErrorCode.UnknownShard"/>.</exception>
     ValueTask<IReadOnlyList<StoredRow>> ScanAsync(long shardId, ReadOnlyMemory<byte> start, ReadOnlyMemory<byte>? end, int limit,
         CancellationToken cancellationToken);
 
@@ -61,12 +66,15 @@ public interface IShardStore : IAsyncDisposable
     /// </summary>
     /// <exception cref="GridException"><see cref="GridErrorCode.Conflict"/> if either expectation fails (nothing
     /// is written); <see cref="GridErrorCode.UnknownShard"/>; <see cref="GridErrorCode.InvalidArgument"/> for a
-    /// malformed commit (a key outside the shard's range, NewVersion ≤ ExpectedVersion).</exception>
+    /// malformed commit (a key outside the shard's range, NewVersion ≤ ExpectedVersion, a null key, a key twice, or a
+    /// <see cref="ShardCommit.NewKeyCount"/> other than the stored count plus the keys the rows insert minus those they
+    /// delete — the store counts, so a writer whose tree disagrees with its rows is stopped; nothing is written).</exception>
     ValueTask CommitAsync(ShardCommit commit, CancellationToken cancellationToken);
 
     /// <summary>
     /// Synchronous, read-only access to one shard's tree nodes, for the sparse Merkle tree (whose node store is
     /// synchronous). Reads see committed nodes only. The reader is cheap and may be kept for the shard's life.
+    /// A reader of an unknown shard finds no nodes.
     /// </summary>
     IShardNodeReader OpenNodeReader(long shardId);
 }
@@ -112,7 +120,7 @@ public sealed class ShardCommit
     /// <summary>The tree root after the commit.</summary>
     public required Fr NewRoot { get; init; }
 
-    /// <summary>The key count after the commit.</summary>
+    /// <summary>The key count after the commit; the store checks it against the rows (see <see cref="IShardStore.CommitAsync"/>).</summary>
     public required long NewKeyCount { get; init; }
 
     /// <summary>Commit time, Unix microseconds (stored on every written row).</summary>

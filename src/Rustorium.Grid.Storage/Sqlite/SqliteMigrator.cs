@@ -1,0 +1,111 @@
+using System.Reflection;
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.Data.Sqlite;
+
+namespace Rustorium.Grid.Storage.Sqlite;
+
+/// <summary>
+/// Brings a store's schema up to date with the scripts embedded under <c>Sqlite/Sql/NNNN_name.sql</c>: every script
+/// not yet recorded in <c>schema_migrations</c> runs, in version order, all inside one transaction, so a store is never
+/// left half-migrated.
+/// </summary>
+/// <remarks>
+/// Applied scripts are recorded with their SHA-256; a store whose recorded script differs from the embedded one (an
+/// edited migration) or that has versions this build does not know (written by a newer build) is refused rather than
+/// guessed at.
+/// </remarks>
+internal static class SqliteMigrator
+{
+    private const string ResourcePrefix = "Rustorium.Grid.Storage.Sqlite.Sql.";
+
+    /// <summary>One embedded script.</summary>
+    public sealed record Migration(int Version, string Name, string Sql, string Checksum);
+
+    /// <summary>The embedded scripts, by version.</summary>
+    public static IReadOnlyList<Migration> All { get; } = Load();
+
+    /// <summary>The schema version this build writes.</summary>
+    public static int LatestVersion => All[^1].Version;
+
+    /// <summary>Applies the missing migrations on <paramref name="connection"/> (which holds no transaction); returns how many ran.</summary>
+    /// <exception cref="GridException"><see cref="GridErrorCode.Corrupted"/> for an edited or unknown applied migration.</exception>
+    public static int Migrate(SqliteConnection connection, string path, long nowMicros)
+    {
+        using var tx = connection.BeginTransaction(); // BEGIN IMMEDIATE: a second process opening the store waits for us
+        var applied = ReadApplied(connection, tx);
+        foreach (var (version, (name, checksum)) in applied)
+        {
+            var known = All.FirstOrDefault(m => m.Version == version);
+            if (known is null)
+                throw SqliteErrors.Corrupted(path,
+                    $"its schema has migration {version} ({name}), which this build does not know (it knows up to {LatestVersion}); " +
+                    "it was written by a newer version of the grid.");
+            if (known.Checksum != checksum)
+                throw SqliteErrors.Corrupted(path,
+                    $"its migration {version} was applied from a script with checksum {checksum}, but this build's {known.Name} has {known.Checksum}.");
+        }
+
+        int ran = 0;
+        foreach (var migration in All)
+        {
+            if (applied.ContainsKey(migration.Version)) continue;
+            using (var script = new SqliteCommand(migration.Sql, connection, tx)) script.ExecuteNonQuery();
+            using var record = new SqliteCommand(SqliteStatements.InsertMigration, connection, tx);
+            record.Parameters.AddWithValue("$version", migration.Version);
+            record.Parameters.AddWithValue("$name", migration.Name);
+            record.Parameters.AddWithValue("$checksum", migration.Checksum);
+            record.Parameters.AddWithValue("$applied_at", nowMicros);
+            record.ExecuteNonQuery();
+            ran++;
+        }
+        tx.Commit();
+        return ran;
+    }
+
+    private static Dictionary<int, (string Name, string Checksum)> ReadApplied(SqliteConnection connection, SqliteTransaction tx)
+    {
+        var applied = new Dictionary<int, (string, string)>();
+        using (var exists = new SqliteCommand(SqliteStatements.MigrationsTableExists, connection, tx))
+        {
+            if (Convert.ToInt64(exists.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) == 0) return applied;
+        }
+        using var select = new SqliteCommand(SqliteStatements.SelectMigrations, connection, tx);
+        using var reader = select.ExecuteReader();
+        while (reader.Read()) applied[reader.GetInt32(0)] = (reader.GetString(1), reader.GetString(2));
+        return applied;
+    }
+
+    private static List<Migration> Load()
+    {
+        var assembly = typeof(SqliteMigrator).Assembly;
+        var migrations = new List<Migration>();
+        foreach (var resource in assembly.GetManifestResourceNames())
+        {
+            if (!resource.StartsWith(ResourcePrefix, StringComparison.Ordinal) || !resource.EndsWith(".sql", StringComparison.Ordinal)) continue;
+            var name = resource[ResourcePrefix.Length..^".sql".Length];
+            int underscore = name.IndexOf('_', StringComparison.Ordinal);
+            if (underscore <= 0 || !int.TryParse(name.AsSpan(0, underscore), System.Globalization.NumberStyles.None,
+                    System.Globalization.CultureInfo.InvariantCulture, out int version))
+                throw new InvalidOperationException($"Migration script {resource} is not named NNNN_description.sql.");
+            var sql = Read(assembly, resource).ReplaceLineEndings("\n");
+            var checksum = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(sql)));
+            migrations.Add(new Migration(version, name, sql, checksum));
+        }
+        migrations.Sort((a, b) => a.Version.CompareTo(b.Version));
+        if (migrations.Count == 0) throw new InvalidOperationException("No SQLite migration scripts are embedded in the assembly.");
+        for (int i = 0; i < migrations.Count; i++)
+        {
+            if (migrations[i].Version != i + 1)
+                throw new InvalidOperationException($"SQLite migrations must be numbered 1, 2, 3, … without gaps; found {migrations[i].Name} at position {i + 1}.");
+        }
+        return migrations;
+    }
+
+    private static string Read(Assembly assembly, string resource)
+    {
+        using var stream = assembly.GetManifestResourceStream(resource)!;
+        using var reader = new StreamReader(stream, Encoding.UTF8);
+        return reader.ReadToEnd();
+    }
+}

@@ -1,0 +1,99 @@
+namespace Rustorium.Grid.Storage.Sqlite;
+
+/// <summary>
+/// Every SQL statement the SQLite provider runs after its schema exists, in one place. The schema itself lives
+/// in the versioned scripts under <c>Sqlite/Sql/</c> (applied by <see cref="SqliteMigrator"/>).
+/// </summary>
+/// <remarks>
+/// All values are bound as parameters; the only text ever formatted into SQL is the validated integers of
+/// <see cref="SqliteShardStoreOptions"/> in the connection pragmas (SQLite does not bind PRAGMA arguments).
+/// Keys and values are always bound as BLOBs: a TEXT value would sort before every BLOB and break the order.
+/// </remarks>
+internal static class SqliteStatements
+{
+    /// <summary>'RGSS': the <c>PRAGMA application_id</c> that 0001_initial.sql stamps on every grid store.</summary>
+    public const long ApplicationId = 0x52475353;
+
+    // ---------------------------------------------------------------- connection set-up
+
+    public const string QuickCheck = "PRAGMA quick_check(20)";
+    public const string IntegrityCheck = "PRAGMA integrity_check(20)";
+    public const string ReadApplicationId = "PRAGMA application_id";
+    public const string CountSchemaObjects = "SELECT count(*) FROM sqlite_schema";
+    public const string EnableWal = "PRAGMA journal_mode = WAL";
+    public const string DurableWrites = "PRAGMA synchronous = FULL";
+    public const string EnforceForeignKeys = "PRAGMA foreign_keys = ON";
+    public const string TempStoreInMemory = "PRAGMA temp_store = MEMORY";
+    public const string Checkpoint = "PRAGMA wal_checkpoint(TRUNCATE)";
+    public const string Optimize = "PRAGMA optimize";
+
+    /// <summary>SQLite waits up to this many milliseconds for a lock held by another connection.</summary>
+    public static string BusyTimeout(int milliseconds) => $"PRAGMA busy_timeout = {milliseconds}";
+
+    /// <summary>Page cache of one connection; a negative argument is in KiB.</summary>
+    public static string CacheSize(int kibibytes) => $"PRAGMA cache_size = -{kibibytes}";
+
+    // ---------------------------------------------------------------- migrations
+
+    public const string MigrationsTableExists =
+        "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'schema_migrations'";
+
+    public const string SelectMigrations = "SELECT version, name, checksum FROM schema_migrations ORDER BY version";
+
+    public const string InsertMigration =
+        "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES ($version, $name, $checksum, $applied_at)";
+
+    // ---------------------------------------------------------------- shards
+
+    private const string ShardColumns = "id, range_start, range_end, version, epoch, root, key_count, updated_at";
+
+    public const string CountShards = "SELECT count(*) FROM shards";
+
+    public const string SelectShards = "SELECT " + ShardColumns + " FROM shards ORDER BY range_start";
+
+    public const string SelectShard = "SELECT " + ShardColumns + " FROM shards WHERE id = $id";
+
+    public const string ShardExists = "SELECT 1 FROM shards WHERE id = $id";
+
+    public const string InsertShard =
+        "INSERT INTO shards (" + ShardColumns + ") VALUES ($id, $range_start, $range_end, 0, 0, $root, 0, $updated_at)";
+
+    public const string ClaimShard = "UPDATE shards SET epoch = epoch + 1 WHERE id = $id RETURNING " + ShardColumns;
+
+    /// <summary>What a commit checks its expectations against, read inside the commit's transaction.</summary>
+    public const string SelectShardForCommit = "SELECT epoch, version, range_start, range_end, key_count FROM shards WHERE id = $id";
+
+    public const string UpdateShardAfterCommit =
+        "UPDATE shards SET version = $version, root = $root, key_count = $key_count, updated_at = $updated_at " +
+        "WHERE id = $id AND epoch = $epoch AND version = $expected_version";
+
+    // ---------------------------------------------------------------- rows
+
+    public const string SelectRow = "SELECT value, version, ts FROM rows WHERE shard_id = $shard AND key = $key";
+
+    public const string ScanRows =
+        "SELECT key, value, version, ts FROM rows WHERE shard_id = $shard AND key >= $start AND key < $end ORDER BY key LIMIT $limit";
+
+    public const string ScanRowsToEnd =
+        "SELECT key, value, version, ts FROM rows WHERE shard_id = $shard AND key >= $start ORDER BY key LIMIT $limit";
+
+    /// <summary>Inserts a new key; affects 0 rows if the key exists (then <see cref="UpdateRow"/> runs), which is how a
+    /// commit counts its keys exactly. Only the primary-key conflict is ignored, never a CHECK or NOT NULL failure.</summary>
+    public const string InsertRowIfAbsent =
+        "INSERT INTO rows (shard_id, key, value, version, ts) VALUES ($shard, $key, $value, $version, $ts) " +
+        "ON CONFLICT (shard_id, key) DO NOTHING";
+
+    public const string UpdateRow = "UPDATE rows SET value = $value, version = $version, ts = $ts WHERE shard_id = $shard AND key = $key";
+
+    public const string DeleteRow = "DELETE FROM rows WHERE shard_id = $shard AND key = $key";
+
+    // ---------------------------------------------------------------- tree nodes
+
+    public const string SelectNode = "SELECT kind, a, b FROM smt_nodes WHERE shard_id = $shard AND hash = $hash";
+
+    /// <summary>A node already stored under its hash has the same content by construction: keep it.</summary>
+    public const string InsertNodeIfAbsent =
+        "INSERT INTO smt_nodes (shard_id, hash, kind, a, b) VALUES ($shard, $hash, $kind, $a, $b) ON CONFLICT (shard_id, hash) DO NOTHING";
+
+    public const string DeleteNode = "DELETE FROM smt_nodes WHERE shard_id = $shard AND hash = $hash";
+}

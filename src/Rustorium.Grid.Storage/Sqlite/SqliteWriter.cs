@@ -1,0 +1,462 @@
+using System.Collections.Concurrent;
+using Microsoft.Data.Sqlite;
+using Rustorium.Grid.Crypto;
+using Rustorium.Grid.Crypto.Smt;
+using static Rustorium.Grid.Storage.Sqlite.SqliteRecords;
+
+namespace Rustorium.Grid.Storage.Sqlite;
+
+/// <summary>
+/// The store's only writing connection, driven by one dedicated thread that takes write jobs (initialize, claim, commit)
+/// from a queue. Jobs that queue up together are folded into one SQLite transaction — one WAL fsync for all of them —
+/// each inside its own savepoint, so each still succeeds or fails alone. A job's task completes only after the
+/// transaction holding it is durably committed.
+/// </summary>
+/// <remarks>
+/// Why a thread: Microsoft.Data.Sqlite is synchronous underneath (its async methods block), and a commit waits for an
+/// fsync. Running commits on the callers' threads would block grain turns for the length of a disk flush; one writer
+/// thread keeps them free, serialises writes the way SQLite does anyway, and is where group commit happens naturally.
+/// </remarks>
+internal sealed class SqliteWriter : IDisposable
+{
+    private readonly SqliteConnection _connection;
+    private readonly string _path;
+    private readonly int _maxGroup;
+    private readonly BlockingCollection<WriteJob> _queue = new(new ConcurrentQueue<WriteJob>());
+    private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Thread _thread;
+
+    private readonly SqliteCommand[] _commands;
+    private readonly SqliteCommand _countShards, _selectShards, _insertShard, _claimShard, _selectForCommit, _updateShard;
+    private readonly SqliteCommand _insertRow, _updateRow, _deleteRow, _insertNode, _deleteNode;
+    private readonly SqliteParameter _insShardId, _insStart, _insEnd, _insRoot, _insUpdatedAt, _claimId, _forCommitId;
+    private readonly SqliteParameter _updVersion, _updRoot, _updKeyCount, _updUpdatedAt, _updId, _updEpoch, _updExpected;
+    private readonly SqliteParameter _irShard, _irKey, _irValue, _irVersion, _irTs, _urShard, _urKey, _urValue, _urVersion, _urTs;
+    private readonly SqliteParameter _drShard, _drKey, _inShard, _inHash, _inKind, _inA, _inB, _dnShard, _dnHash;
+    private readonly byte[] _hash = new byte[FieldBytes.Length], _a = new byte[FieldBytes.Length], _b = new byte[FieldBytes.Length];
+    private readonly byte[] _removedHash = new byte[FieldBytes.Length];
+
+    public SqliteWriter(SqliteConnection connection, string path, int maxCommitsPerTransaction)
+    {
+        _connection = connection;
+        _path = path;
+        _maxGroup = maxCommitsPerTransaction;
+
+        _countShards = Command(connection, SqliteStatements.CountShards);
+        _selectShards = Command(connection, SqliteStatements.SelectShards);
+        _insertShard = Command(connection, SqliteStatements.InsertShard);
+        _insShardId = Parameter(_insertShard, "$id", SqliteType.Integer);
+        _insStart = Parameter(_insertShard, "$range_start", SqliteType.Blob);
+        _insEnd = Parameter(_insertShard, "$range_end", SqliteType.Blob);
+        _insRoot = Parameter(_insertShard, "$root", SqliteType.Blob);
+        _insUpdatedAt = Parameter(_insertShard, "$updated_at", SqliteType.Integer);
+        _claimShard = Command(connection, SqliteStatements.ClaimShard);
+        _claimId = Parameter(_claimShard, "$id", SqliteType.Integer);
+
+        _selectForCommit = Command(connection, SqliteStatements.SelectShardForCommit);
+        _forCommitId = Parameter(_selectForCommit, "$id", SqliteType.Integer);
+        _updateShard = Command(connection, SqliteStatements.UpdateShardAfterCommit);
+        _updVersion = Parameter(_updateShard, "$version", SqliteType.Integer);
+        _updRoot = Parameter(_updateShard, "$root", SqliteType.Blob);
+        _updKeyCount = Parameter(_updateShard, "$key_count", SqliteType.Integer);
+        _updUpdatedAt = Parameter(_updateShard, "$updated_at", SqliteType.Integer);
+        _updId = Parameter(_updateShard, "$id", SqliteType.Integer);
+        _updEpoch = Parameter(_updateShard, "$epoch", SqliteType.Integer);
+        _updExpected = Parameter(_updateShard, "$expected_version", SqliteType.Integer);
+
+        _insertRow = Command(connection, SqliteStatements.InsertRowIfAbsent);
+        _irShard = Parameter(_insertRow, "$shard", SqliteType.Integer);
+        _irKey = Parameter(_insertRow, "$key", SqliteType.Blob);
+        _irValue = Parameter(_insertRow, "$value", SqliteType.Blob);
+        _irVersion = Parameter(_insertRow, "$version", SqliteType.Integer);
+        _irTs = Parameter(_insertRow, "$ts", SqliteType.Integer);
+        _updateRow = Command(connection, SqliteStatements.UpdateRow);
+        _urShard = Parameter(_updateRow, "$shard", SqliteType.Integer);
+        _urKey = Parameter(_updateRow, "$key", SqliteType.Blob);
+        _urValue = Parameter(_updateRow, "$value", SqliteType.Blob);
+        _urVersion = Parameter(_updateRow, "$version", SqliteType.Integer);
+        _urTs = Parameter(_updateRow, "$ts", SqliteType.Integer);
+        _deleteRow = Command(connection, SqliteStatements.DeleteRow);
+        _drShard = Parameter(_deleteRow, "$shard", SqliteType.Integer);
+        _drKey = Parameter(_deleteRow, "$key", SqliteType.Blob);
+
+        _insertNode = Command(connection, SqliteStatements.InsertNodeIfAbsent);
+        _inShard = Parameter(_insertNode, "$shard", SqliteType.Integer);
+        _inHash = Parameter(_insertNode, "$hash", SqliteType.Blob);
+        _inKind = Parameter(_insertNode, "$kind", SqliteType.Integer);
+        _inA = Parameter(_insertNode, "$a", SqliteType.Blob);
+        _inB = Parameter(_insertNode, "$b", SqliteType.Blob);
+        _deleteNode = Command(connection, SqliteStatements.DeleteNode);
+        _dnShard = Parameter(_deleteNode, "$shard", SqliteType.Integer);
+        _dnHash = Parameter(_deleteNode, "$hash", SqliteType.Blob);
+        // Hashes are written into these buffers before each execution; the driver copies them when it binds.
+        _inHash.Value = _hash;
+        _inA.Value = _a;
+        _inB.Value = _b;
+        _dnHash.Value = _removedHash;
+
+        _commands =
+        [
+            _countShards, _selectShards, _insertShard, _claimShard, _selectForCommit, _updateShard,
+            _insertRow, _updateRow, _deleteRow, _insertNode, _deleteNode,
+        ];
+
+        _thread = new Thread(Run) { IsBackground = true, Name = "Rustorium shard store writer" };
+    }
+
+    private long _transactions;
+
+    /// <summary>Transactions committed so far (each holds one or more jobs).</summary>
+    public long Transactions => Interlocked.Read(ref _transactions);
+
+    /// <summary>Starts the writer thread (once the rest of the store opened).</summary>
+    public void Start() => _thread.Start();
+
+    /// <summary>Queues a job; its task completes once the transaction that ran it is durable (or it failed).</summary>
+    public Task<T> Enqueue<T>(Func<SqliteWriter, T> apply, CancellationToken cancellationToken)
+    {
+        var job = new WriteJob<T>(apply, cancellationToken);
+        try
+        {
+            _queue.Add(job, CancellationToken.None);
+        }
+        catch (InvalidOperationException)
+        {
+            throw new ObjectDisposedException(nameof(SqliteShardStore), "The shard store is closed.");
+        }
+        return job.Task;
+    }
+
+    /// <summary>Lets queued jobs finish, then stops the thread.</summary>
+    public Task StopAsync()
+    {
+        _queue.CompleteAdding();
+        return _thread.ThreadState.HasFlag(ThreadState.Unstarted) ? Task.CompletedTask : _stopped.Task;
+    }
+
+    // ---------------------------------------------------------------- the thread
+
+    private void Run()
+    {
+        var group = new List<WriteJob>(_maxGroup);
+        try
+        {
+            foreach (var first in _queue.GetConsumingEnumerable())
+            {
+                group.Add(first);
+                while (group.Count < _maxGroup && _queue.TryTake(out var next)) group.Add(next);
+                try
+                {
+                    ProcessGroup(group);
+                }
+                catch (Exception e)
+                {
+                    // A bug in the loop itself: fail what is left rather than leave callers waiting forever.
+                    foreach (var job in group) job.Fail(e);
+                }
+                group.Clear();
+            }
+        }
+        finally
+        {
+            _stopped.TrySetResult();
+        }
+    }
+
+    private void ProcessGroup(List<WriteJob> group)
+    {
+        group.RemoveAll(static job => !job.TryStart());
+        if (group.Count == 0) return;
+
+        SqliteTransaction? tx = null;
+        try
+        {
+            tx = _connection.BeginTransaction(); // BEGIN IMMEDIATE: take the write lock now, not half-way through
+            foreach (var command in _commands) command.Transaction = tx;
+            if (group.Count == 1)
+            {
+                // Alone in its transaction: no savepoint needed (in WAL mode a savepoint copies every page the job
+                // touches into a sub-journal); a failure rolls the whole transaction back.
+                var job = group[0];
+                try
+                {
+                    job.Apply(this);
+                }
+                catch (Exception e)
+                {
+                    job.SetFailure(Translate(e, "Write"));
+                    tx.Rollback();
+                    tx.Dispose();
+                    tx = null;
+                    job.Complete();
+                    return;
+                }
+            }
+            else
+            {
+                foreach (var job in group)
+                {
+                    tx.Save("job");
+                    try
+                    {
+                        job.Apply(this);
+                        tx.Release("job");
+                    }
+                    catch (Exception e)
+                    {
+                        job.SetFailure(Translate(e, "Write"));
+                        // Undo this job only. If SQLite already rolled the whole transaction back (disk full, I/O
+                        // error), this throws and the outer handler fails the whole group: nothing of it was written.
+                        tx.Rollback("job");
+                        tx.Release("job");
+                    }
+                }
+            }
+            tx.Commit();
+            tx = null;
+            Interlocked.Increment(ref _transactions);
+            foreach (var job in group) job.Complete();
+        }
+        catch (Exception e)
+        {
+            var failure = Translate(e, "Commit");
+            foreach (var job in group) job.Fail(failure);
+        }
+        finally
+        {
+            if (tx is not null)
+            {
+                try
+                {
+                    tx.Dispose(); // rolls back whatever is left
+                }
+                catch (SqliteException)
+                {
+                    // Nothing to roll back any more: SQLite ended the transaction itself.
+                }
+            }
+            foreach (var command in _commands) command.Transaction = null;
+        }
+    }
+
+    private Exception Translate(Exception e, string operation) =>
+        e is SqliteException s ? SqliteErrors.Map(s, _path, operation) : e;
+
+    // ---------------------------------------------------------------- jobs (run on the thread, inside the transaction)
+
+    /// <summary>Creates the layout if the store holds no shards; returns every shard.</summary>
+    public List<ShardState> Initialize(IReadOnlyList<KeyRange> layout, long nowMicros)
+    {
+        if (Convert.ToInt64(_countShards.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) == 0)
+        {
+            var sorted = ShardLayout.Validate(layout);
+            var zeroRoot = FieldBytes.ToBytes(Fr.Zero);
+            for (int i = 0; i < sorted.Count; i++)
+            {
+                _insShardId.Value = (long)(i + 1);
+                _insStart.Value = sorted[i].Start.ToArray();
+                _insEnd.Value = sorted[i].IsUnbounded ? DBNull.Value : sorted[i].End.ToArray();
+                _insRoot.Value = zeroRoot;
+                _insUpdatedAt.Value = nowMicros;
+                _insertShard.ExecuteNonQuery();
+            }
+        }
+        var shards = new List<ShardState>();
+        using var r = _selectShards.ExecuteReader();
+        while (r.Read()) shards.Add(ReadShard(r));
+        return shards;
+    }
+
+    public ShardState Claim(long shardId)
+    {
+        _claimId.Value = shardId;
+        using var r = _claimShard.ExecuteReader();
+        return r.Read() ? ReadShard(r) : throw CommitChecks.UnknownShard(shardId);
+    }
+
+    /// <summary>
+    /// Applies one commit: checks the shard's epoch and version, the rows' range, writes rows and nodes, checks the
+    /// resulting key count and moves the shard's version and root. Any failure leaves the job's savepoint to be rolled back.
+    /// </summary>
+    public bool Commit(ShardCommit commit, RowWrite[] sortedRows, int rowCount)
+    {
+        _forCommitId.Value = commit.ShardId;
+        long epoch, version, keyCount;
+        KeyRange range;
+        using (var r = _selectForCommit.ExecuteReader())
+        {
+            if (!r.Read()) throw CommitChecks.UnknownShard(commit.ShardId);
+            epoch = r.GetInt64(0);
+            version = r.GetInt64(1);
+            if (epoch != commit.Epoch || version != commit.ExpectedVersion) throw CommitChecks.Conflict(commit, epoch, version);
+            range = ReadRange(r, 2, commit.ShardId);
+            keyCount = r.GetInt64(4);
+        }
+        var rows = sortedRows.AsSpan(0, rowCount);
+        CommitChecks.CheckInRange(commit, range, rows);
+
+        object shard = commit.ShardId, newVersion = commit.NewVersion, ts = commit.TimestampMicros;
+        _irShard.Value = _urShard.Value = _drShard.Value = _inShard.Value = _dnShard.Value = shard;
+        _irVersion.Value = _urVersion.Value = newVersion;
+        _irTs.Value = _urTs.Value = ts;
+        long inserted = 0, deleted = 0;
+        try
+        {
+            foreach (ref readonly var row in rows)
+            {
+                if (row.Value is null)
+                {
+                    _drKey.Value = row.Key;
+                    deleted += _deleteRow.ExecuteNonQuery();
+                    continue;
+                }
+                _irKey.Value = row.Key;
+                _irValue.Value = row.Value;
+                if (_insertRow.ExecuteNonQuery() == 1)
+                {
+                    inserted++;
+                    continue;
+                }
+                _urKey.Value = row.Key;
+                _urValue.Value = row.Value;
+                if (_updateRow.ExecuteNonQuery() != 1)
+                    throw new GridException(GridErrorCode.Internal, $"Row {Convert.ToHexStringLower(row.Key)} of shard {commit.ShardId} neither inserted nor updated.");
+            }
+        }
+        finally
+        {
+            // Keep no references to the caller's arrays.
+            _drKey.Value = _irKey.Value = _irValue.Value = _urKey.Value = _urValue.Value = null;
+        }
+        CommitChecks.CheckKeyCount(commit, keyCount, inserted, deleted);
+
+        // Removals first, then additions: a hash in both lists ends up stored (the ISmtNodeStore rule).
+        foreach (var hash in commit.RemovedNodes)
+        {
+            FieldBytes.Write(hash, _removedHash);
+            _deleteNode.ExecuteNonQuery();
+        }
+        for (int i = 0; i < commit.AddedNodes.Count; i++)
+        {
+            var (hash, node) = commit.AddedNodes[i];
+            switch (node.Kind)
+            {
+                case SmtNodeKind.Middle:
+                    _inKind.Value = MiddleKind;
+                    FieldBytes.Write(node.Left, _a);
+                    FieldBytes.Write(node.Right, _b);
+                    break;
+                case SmtNodeKind.Leaf:
+                    _inKind.Value = LeafKind;
+                    FieldBytes.Write(node.Key, _a);
+                    FieldBytes.Write(node.Value, _b);
+                    break;
+                default:
+                    throw GridException.InvalidArgument($"Commit to shard {commit.ShardId} refused: AddedNodes[{i}] ({hash}) is not a node (kind {(byte)node.Kind}).");
+            }
+            FieldBytes.Write(hash, _hash);
+            _insertNode.ExecuteNonQuery();
+        }
+
+        _updVersion.Value = newVersion;
+        _updRoot.Value = FieldBytes.ToBytes(commit.NewRoot);
+        _updKeyCount.Value = commit.NewKeyCount;
+        _updUpdatedAt.Value = ts;
+        _updId.Value = shard;
+        _updEpoch.Value = commit.Epoch;
+        _updExpected.Value = commit.ExpectedVersion;
+        if (_updateShard.ExecuteNonQuery() != 1)
+            throw new GridException(GridErrorCode.Internal, $"Shard {commit.ShardId} changed under its own commit.");
+        return true;
+    }
+
+    // ---------------------------------------------------------------- shutdown
+
+    /// <summary>After <see cref="StopAsync"/> (or without <see cref="Start"/>): folds the WAL into the database file and closes the connection.</summary>
+    public void Dispose()
+    {
+        _queue.Dispose();
+        try
+        {
+            using (var optimize = Command(_connection, SqliteStatements.Optimize)) optimize.ExecuteNonQuery();
+            using var checkpoint = Command(_connection, SqliteStatements.Checkpoint);
+            checkpoint.ExecuteNonQuery();
+        }
+        catch (SqliteException)
+        {
+            // A clean shutdown is best effort: the WAL is replayed on the next open anyway.
+        }
+        foreach (var command in _commands) command.Dispose();
+        _connection.Dispose();
+    }
+
+    // ---------------------------------------------------------------- job plumbing
+
+    private abstract class WriteJob
+    {
+        private const int Queued = 0, Running = 1, Cancelled = 2;
+        private int _state;
+        private Exception? _failure;
+
+        /// <summary>Claims the job for running; false if its caller cancelled it while it was queued.</summary>
+        public bool TryStart() => Interlocked.CompareExchange(ref _state, Running, Queued) == Queued;
+
+        /// <summary>Called from the caller's cancellation: wins only while the job is still queued.</summary>
+        protected bool TryCancel() => Interlocked.CompareExchange(ref _state, Cancelled, Queued) == Queued;
+
+        public abstract void Apply(SqliteWriter writer);
+
+        public void SetFailure(Exception e) => _failure = e;
+
+        /// <summary>The transaction committed: report the job's own outcome.</summary>
+        public void Complete()
+        {
+            if (_failure is null) Succeed();
+            else Fail(_failure);
+        }
+
+        /// <summary>Fails the job; a job that already failed on its own keeps its own (more precise) error.</summary>
+        public void Fail(Exception groupFailure) => SetException(_failure ?? groupFailure);
+
+        protected abstract void Succeed();
+
+        protected abstract void SetException(Exception e);
+    }
+
+    private sealed class WriteJob<T> : WriteJob
+    {
+        private readonly Func<SqliteWriter, T> _apply;
+        private readonly TaskCompletionSource<T> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly CancellationTokenRegistration _registration;
+        private T _result = default!;
+
+        public WriteJob(Func<SqliteWriter, T> apply, CancellationToken cancellationToken)
+        {
+            _apply = apply;
+            if (cancellationToken.CanBeCanceled)
+            {
+                _registration = cancellationToken.UnsafeRegister(static (state, token) =>
+                {
+                    var job = (WriteJob<T>)state!;
+                    if (job.TryCancel()) job._completion.TrySetCanceled(token);
+                }, this);
+            }
+        }
+
+        public Task<T> Task => _completion.Task;
+
+        public override void Apply(SqliteWriter writer) => _result = _apply(writer);
+
+        protected override void Succeed()
+        {
+            _registration.Dispose();
+            _completion.TrySetResult(_result);
+        }
+
+        protected override void SetException(Exception e)
+        {
+            _registration.Dispose();
+            _completion.TrySetException(e);
+        }
+    }
+}

@@ -1,0 +1,525 @@
+using Rustorium.Grid.Crypto;
+using Rustorium.Grid.Crypto.Smt;
+using static Rustorium.Grid.Storage.Tests.StoreTestKit;
+
+namespace Rustorium.Grid.Storage.Tests;
+
+/// <summary>
+/// The <see cref="IShardStore"/> contract, run unchanged against every provider (Orleans style: derive, implement
+/// <see cref="OpenStoreAsync"/>). Each test works on stores of its own names, so providers may share one server.
+/// </summary>
+public abstract class ShardStoreContractTests
+{
+    /// <summary>
+    /// Opens the store called <paramref name="storeName"/>: a name never opened before gives an empty store; opening a
+    /// name again (after the previous handle was disposed) gives the same durable data — that is how the tests
+    /// check durability.
+    /// </summary>
+    protected abstract Task<IShardStore> OpenStoreAsync(string storeName);
+
+    /// <summary>A fresh store name.</summary>
+    protected static string NewStoreName() => "store_" + Guid.NewGuid().ToString("N")[..12];
+
+    private readonly CancellationToken _ct = Deadline();
+
+    private async Task<(IShardStore Store, string Name)> NewStoreAsync(IReadOnlyList<KeyRange>? layout = null)
+    {
+        var name = NewStoreName();
+        var store = await OpenStoreAsync(name);
+        if (layout is not null) await store.InitializeAsync(layout, _ct);
+        return (store, name);
+    }
+
+    private async Task<IShardStore> ReopenAsync(IShardStore store, string name)
+    {
+        await store.DisposeAsync();
+        return await OpenStoreAsync(name);
+    }
+
+    private async Task<ShardState> ShardAtAsync(IShardStore store, string keyHex)
+    {
+        var key = K(keyHex);
+        return (await store.ListShardsAsync(_ct)).Single(s => s.Range.Contains(key));
+    }
+
+    private async Task<List<string>> AllKeysAsync(IShardStore store, long shardId) =>
+        (await store.ScanAsync(shardId, Array.Empty<byte>(), null, 100_000, _ct)).Select(r => Hex(r.Key)).ToList();
+
+    private static async Task<GridErrorCode> ErrorOf(Func<Task> call) => (await Assert.ThrowsAsync<GridException>(call)).Code;
+
+    // ---------------------------------------------------------------- layout
+
+    [Fact]
+    public async Task InitializeCreatesTheLayoutInRangeOrder()
+    {
+        var (store, _) = await NewStoreAsync();
+        await using var opened = store;
+        var shards = await store.InitializeAsync([ThreeShards[2], ThreeShards[0], ThreeShards[1]], _ct);
+
+        Assert.Equal(ThreeShards, shards.Select(s => s.Range));
+        Assert.Equal(3, shards.Select(s => s.ShardId).Distinct().Count());
+        Assert.All(shards, s =>
+        {
+            Assert.Equal(0, s.Version);
+            Assert.Equal(0, s.Epoch);
+            Assert.True(s.Root.IsZero);
+            Assert.Equal(0, s.KeyCount);
+        });
+        Assert.Equal(shards, await store.ListShardsAsync(_ct));
+        foreach (var s in shards) Assert.Equal(s, await store.GetShardAsync(s.ShardId, _ct));
+    }
+
+    [Fact]
+    public async Task InitializeAgainChangesNothingAndIgnoresTheNewLayout()
+    {
+        var (store, name) = await NewStoreAsync(ThreeShards);
+        var first = await store.ListShardsAsync(_ct);
+        var again = await store.InitializeAsync([KeyRange.All], _ct);
+        Assert.Equal(first, again);
+
+        store = await ReopenAsync(store, name);
+        await using var opened = store;
+        Assert.Equal(first, await store.InitializeAsync(EightShards, _ct));
+        // Even a bad layout is ignored once the store holds shards.
+        Assert.Equal(first, await store.InitializeAsync([Range("", "10")], _ct));
+    }
+
+    public static TheoryData<string, KeyRange[]> BadLayouts() => new()
+    {
+        { "empty", [] },
+        { "gap in the middle", [Range("", "40"), Range("50", null)] },
+        { "overlap", [Range("", "50"), Range("40", null)] },
+        { "does not start at the empty key", [Range("00", null)] },
+        { "bounded end", [Range("", "40"), Range("40", "ff")] },
+        { "two unbounded", [Range("", null), Range("80", null)] },
+        { "same start twice", [Range("", "40"), Range("", "80"), Range("80", null)] },
+        { "prefix gap", [Range("", "40"), Range("4000", null)] },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadLayouts))]
+    public async Task InitializeRefusesABadLayoutAndCreatesNothing(string why, KeyRange[] layout)
+    {
+        var (store, _) = await NewStoreAsync();
+        await using var opened = store;
+        var e = await Assert.ThrowsAsync<GridException>(async () => await store.InitializeAsync(layout, _ct));
+        Assert.True(e.Code == GridErrorCode.InvalidArgument, why);
+        Assert.Empty(await store.ListShardsAsync(_ct));
+
+        // The store is still usable: a good layout goes in afterwards.
+        Assert.Equal(3, (await store.InitializeAsync(ThreeShards, _ct)).Count);
+    }
+
+    [Fact]
+    public async Task ABadLayoutErrorNamesTheGap()
+    {
+        var (store, _) = await NewStoreAsync();
+        await using var opened = store;
+        var e = await Assert.ThrowsAsync<GridException>(async () => await store.InitializeAsync([Range("", "40"), Range("50", null)], _ct));
+        Assert.Contains("gap", e.Message);
+        Assert.Contains("[\"\", 40)", e.Message);
+        Assert.Contains("[50, ∞)", e.Message);
+    }
+
+    [Fact]
+    public async Task UnknownShardsAreReportedAsSuch()
+    {
+        var (store, _) = await NewStoreAsync(ThreeShards);
+        await using var opened = store;
+        const long unknown = 987_654;
+        Assert.Equal(GridErrorCode.UnknownShard, await ErrorOf(async () => await store.GetShardAsync(unknown, _ct)));
+        Assert.Equal(GridErrorCode.UnknownShard, await ErrorOf(async () => await store.ClaimAsync(unknown, _ct)));
+        Assert.Equal(GridErrorCode.UnknownShard, await ErrorOf(async () => await store.GetAsync(unknown, K("01"), _ct)));
+        Assert.Equal(GridErrorCode.UnknownShard, await ErrorOf(async () => await store.ScanAsync(unknown, K(""), null, 10, _ct)));
+        var commit = new ShardCommit
+        {
+            ShardId = unknown, Epoch = 0, ExpectedVersion = 0, NewVersion = 1, NewRoot = Fr.Zero, NewKeyCount = 0, TimestampMicros = 1,
+        };
+        Assert.Equal(GridErrorCode.UnknownShard, await ErrorOf(async () => await store.CommitAsync(commit, _ct)));
+        using var reader = store.OpenNodeReader(unknown);
+        Assert.False(reader.TryGetNode(F(1), out _));
+    }
+
+    // ---------------------------------------------------------------- ownership
+
+    [Fact]
+    public async Task ClaimIncrementsTheEpochDurably()
+    {
+        var (store, name) = await NewStoreAsync(ThreeShards);
+        var shard = await ShardAtAsync(store, "41");
+        var first = await store.ClaimAsync(shard.ShardId, _ct);
+        var second = await store.ClaimAsync(shard.ShardId, _ct);
+        Assert.Equal(shard.Epoch + 1, first.Epoch);
+        Assert.Equal(shard.Epoch + 2, second.Epoch);
+        Assert.Equal(shard with { Epoch = shard.Epoch + 2 }, second);
+        Assert.Equal(0, (await ShardAtAsync(store, "01")).Epoch);
+
+        store = await ReopenAsync(store, name);
+        await using var opened = store;
+        Assert.Equal(second, await store.GetShardAsync(shard.ShardId, _ct));
+    }
+
+    // ---------------------------------------------------------------- commits
+
+    [Fact]
+    public async Task CommitWritesRowsVersionRootKeyCountAndTime()
+    {
+        var (store, _) = await NewStoreAsync(ThreeShards);
+        await using var opened = store;
+        var shard = await store.ClaimAsync((await ShardAtAsync(store, "41")).ShardId, _ct);
+        var commit = Next(shard, 2, Put("41", "aa"), Put("7f", "bb"));
+        await store.CommitAsync(commit, _ct);
+
+        var after = await store.GetShardAsync(shard.ShardId, _ct);
+        Assert.Equal(shard with
+        {
+            Version = commit.NewVersion, Root = commit.NewRoot, KeyCount = 2, UpdatedAtMicros = commit.TimestampMicros,
+        }, after);
+        var row = await store.GetAsync(shard.ShardId, K("41"), _ct);
+        Assert.NotNull(row);
+        Assert.Equal(K("41"), row.Key);
+        Assert.Equal(K("aa"), row.Value);
+        Assert.Equal(commit.NewVersion, row.Version);
+        Assert.Equal(commit.TimestampMicros, row.TimestampMicros);
+        Assert.Null(await store.GetAsync(shard.ShardId, K("42"), _ct));
+    }
+
+    [Fact]
+    public async Task UpsertsReplaceValuesAndStampTheirCommit()
+    {
+        var (store, _) = await NewStoreAsync([KeyRange.All]);
+        await using var opened = store;
+        var shard = (await store.ListShardsAsync(_ct))[0];
+        await store.CommitAsync(Next(shard, 2, Put("01", "01"), Put("02", "02")), _ct);
+        shard = await store.GetShardAsync(shard.ShardId, _ct);
+        var second = Next(shard, 3, Put("02", "2222"), Put("03", "03"));
+        await store.CommitAsync(second, _ct);
+
+        var one = await store.GetAsync(shard.ShardId, K("01"), _ct);
+        var two = await store.GetAsync(shard.ShardId, K("02"), _ct);
+        Assert.Equal(1, one!.Version);
+        Assert.Equal(K("2222"), two!.Value);
+        Assert.Equal(second.NewVersion, two.Version);
+        Assert.Equal(second.TimestampMicros, two.TimestampMicros);
+        Assert.Equal(3, (await store.GetShardAsync(shard.ShardId, _ct)).KeyCount);
+    }
+
+    [Fact]
+    public async Task DeletesRemoveRowsAndAbsentDeletesAreHarmless()
+    {
+        var (store, _) = await NewStoreAsync([KeyRange.All]);
+        await using var opened = store;
+        var shard = (await store.ListShardsAsync(_ct))[0];
+        await store.CommitAsync(Next(shard, 3, Put("01", "01"), Put("02", "02"), Put("03", "03")), _ct);
+        shard = await store.GetShardAsync(shard.ShardId, _ct);
+        await store.CommitAsync(Next(shard, 2, Del("02"), Del("09")), _ct);
+
+        Assert.Null(await store.GetAsync(shard.ShardId, K("02"), _ct));
+        Assert.Equal(["01", "03"], await AllKeysAsync(store, shard.ShardId));
+        Assert.Equal(2, (await store.GetShardAsync(shard.ShardId, _ct)).KeyCount);
+    }
+
+    [Fact]
+    public async Task EmptyValuesAreStoredAsEmptyNotAsDeletes()
+    {
+        var (store, _) = await NewStoreAsync([KeyRange.All]);
+        await using var opened = store;
+        var shard = (await store.ListShardsAsync(_ct))[0];
+        await store.CommitAsync(Next(shard, 1, new RowWrite(K("05"), [])), _ct);
+        var row = await store.GetAsync(shard.ShardId, K("05"), _ct);
+        Assert.NotNull(row);
+        Assert.Empty(row.Value);
+    }
+
+    [Fact]
+    public async Task ACommitWithAStaleEpochIsAConflictAndChangesNothing()
+    {
+        var (store, name) = await NewStoreAsync(ThreeShards);
+        var shard = await ShardAtAsync(store, "41");
+        var old = await store.ClaimAsync(shard.ShardId, _ct);
+        await store.CommitAsync(Next(old, 1, Put("41", "01")), _ct);
+        old = await store.GetShardAsync(shard.ShardId, _ct);
+        var current = await store.ClaimAsync(shard.ShardId, _ct); // ownership moves on
+
+        var stale = WithNodes(Next(old, 2, Put("42", "02")), [Entry(SmtNode.Leaf(F(1), F(2)))], []);
+        var e = await Assert.ThrowsAsync<GridException>(async () => await store.CommitAsync(stale, _ct));
+        Assert.Equal(GridErrorCode.Conflict, e.Code);
+        Assert.Contains("epoch", e.Message);
+
+        await AssertUnchanged(store, current, ["41"], SmtNode.Leaf(F(1), F(2)).Hash());
+        store = await ReopenAsync(store, name);
+        await using var opened = store;
+        await AssertUnchanged(store, current, ["41"], SmtNode.Leaf(F(1), F(2)).Hash());
+    }
+
+    [Fact]
+    public async Task ACommitWithAStaleVersionIsAConflictAndChangesNothing()
+    {
+        var (store, _) = await NewStoreAsync(ThreeShards);
+        await using var opened = store;
+        var shard = await store.ClaimAsync((await ShardAtAsync(store, "81")).ShardId, _ct);
+        await store.CommitAsync(Next(shard, 1, Put("81", "01")), _ct);
+        var current = await store.GetShardAsync(shard.ShardId, _ct);
+
+        var behind = WithNodes(Next(shard, 2, Put("82", "02")), [Entry(SmtNode.Leaf(F(3), F(4)))], []);
+        Assert.Equal(GridErrorCode.Conflict, await ErrorOf(async () => await store.CommitAsync(behind, _ct)));
+        var ahead = Next(current with { Version = current.Version + 5 }, 2, Put("82", "02"));
+        Assert.Equal(GridErrorCode.Conflict, await ErrorOf(async () => await store.CommitAsync(ahead, _ct)));
+
+        await AssertUnchanged(store, current, ["81"], SmtNode.Leaf(F(3), F(4)).Hash());
+    }
+
+    [Theory]
+    [InlineData("3f")]       // below the shard's start
+    [InlineData("80")]       // its (exclusive) end
+    [InlineData("8000")]     // after the end
+    [InlineData("")]         // the empty key, start of the key space
+    public async Task ACommitWithARowOutsideTheRangeIsRefusedAndChangesNothing(string outsideHex)
+    {
+        var (store, _) = await NewStoreAsync(ThreeShards);
+        await using var opened = store;
+        var shard = await store.ClaimAsync((await ShardAtAsync(store, "40")).ShardId, _ct);
+        await store.CommitAsync(Next(shard, 1, Put("40", "01")), _ct);
+        var current = await store.GetShardAsync(shard.ShardId, _ct);
+
+        var bad = WithNodes(Next(current, 3, Put("41", "02"), Put(outsideHex, "03")), [Entry(SmtNode.Leaf(F(5), F(6)))], []);
+        var e = await Assert.ThrowsAsync<GridException>(async () => await store.CommitAsync(bad, _ct));
+        Assert.Equal(GridErrorCode.InvalidArgument, e.Code);
+        Assert.Contains("outside", e.Message);
+
+        await AssertUnchanged(store, current, ["40"], SmtNode.Leaf(F(5), F(6)).Hash());
+        var neighbour = await ShardAtAsync(store, outsideHex.Length == 0 ? "00" : outsideHex);
+        Assert.Empty(await AllKeysAsync(store, neighbour.ShardId));
+    }
+
+    [Fact]
+    public async Task MalformedCommitsAreRefusedAndChangeNothing()
+    {
+        var (store, _) = await NewStoreAsync([KeyRange.All]);
+        await using var opened = store;
+        var shard = (await store.ListShardsAsync(_ct))[0];
+        await store.CommitAsync(Next(shard, 1, Put("01", "01")), _ct);
+        var current = await store.GetShardAsync(shard.ShardId, _ct);
+
+        ShardCommit[] malformed =
+        [
+            Clone(Next(current, 2, Put("02", "02")), newVersion: current.Version),      // NewVersion not after ExpectedVersion
+            Next(current, 2, Put("02", "02"), Put("02", "03")),          // the same key twice
+            Next(current, 3, Put("02", "02")),                           // key count that does not match the rows
+            Next(current, 1, Put("02", "02")),                           // (an insert does not keep the count)
+            Next(current, 1, Del("01"), Put("01", "01")),                // the same key twice, delete and put
+            Next(current, 2, new RowWrite(null!, K("01"))),              // a null key
+        ];
+        foreach (var commit in malformed)
+        {
+            var e = await Assert.ThrowsAsync<GridException>(async () => await store.CommitAsync(commit, _ct));
+            Assert.Equal(GridErrorCode.InvalidArgument, e.Code);
+        }
+        await AssertUnchanged(store, current, ["01"], null);
+    }
+
+    // ---------------------------------------------------------------- reads
+
+    [Fact]
+    public async Task ScansReturnRowsInUnsignedLexicographicOrder()
+    {
+        var (store, _) = await NewStoreAsync([KeyRange.All]);
+        await using var opened = store;
+        var shard = (await store.ListShardsAsync(_ct))[0];
+        string[] keys = ["00", "0000", "000000", "0001", "01", "0100", "01ff", "02", "7f", "80", "8000", "ff", "ff00", "ffff", "ffffff"];
+        var shuffled = keys.OrderBy(k => k.GetHashCode()).Select(k => Put(k, k.Length == 0 ? "00" : k)).ToArray();
+        await store.CommitAsync(Next(shard, keys.Length, shuffled), _ct);
+        var expected = keys.OrderBy(K, Comparer<byte[]>.Create((a, b) => KeyRange.Compare(a, b))).ToList();
+        Assert.Equal(keys, expected); // the list above is written in the order the store must return
+
+        Assert.Equal(expected, await AllKeysAsync(store, shard.ShardId));
+        Assert.Equal(["0001", "01", "0100"], await ScanAsync(store, shard.ShardId, "0001", "01ff", 100));
+        Assert.Equal(["0001", "01"], await ScanAsync(store, shard.ShardId, "0001", "01ff", 2));
+        Assert.Equal(["ff00", "ffff", "ffffff"], await ScanAsync(store, shard.ShardId, "ff00", null, 100));
+        Assert.Equal(["ffff", "ffffff"], await ScanAsync(store, shard.ShardId, "ff0000", null, 100)); // ff00 < ff0000: a prefix sorts first
+        Assert.Equal(["00", "0000"], await ScanAsync(store, shard.ShardId, "", "000000", 100));
+        Assert.Equal(["80"], await ScanAsync(store, shard.ShardId, "7f01", "8000", 100));
+        Assert.Empty(await ScanAsync(store, shard.ShardId, "03", "7f", 100));
+        Assert.Empty(await ScanAsync(store, shard.ShardId, "01", "01", 100)); // empty interval
+        Assert.Equal(["ffffff"], await ScanAsync(store, shard.ShardId, "fffffe", null, 1));
+
+        Assert.Equal(GridErrorCode.InvalidArgument, await ErrorOf(async () => await store.ScanAsync(shard.ShardId, K("02"), K("01"), 10, _ct)));
+        Assert.Equal(GridErrorCode.InvalidArgument, await ErrorOf(async () => await store.ScanAsync(shard.ShardId, K(""), null, 0, _ct)));
+
+        foreach (var key in keys)
+        {
+            var row = await store.GetAsync(shard.ShardId, K(key), _ct);
+            Assert.Equal(K(key), row!.Value);
+        }
+        Assert.Null(await store.GetAsync(shard.ShardId, K("0002"), _ct));
+        Assert.Null(await store.GetAsync(shard.ShardId, K("fffffff0"), _ct));
+    }
+
+    [Fact]
+    public async Task ReadsAcceptSlicesOfLargerBuffers()
+    {
+        var (store, _) = await NewStoreAsync([KeyRange.All]);
+        await using var opened = store;
+        var shard = (await store.ListShardsAsync(_ct))[0];
+        await store.CommitAsync(Next(shard, 2, Put("0102", "aa"), Put("0103", "bb")), _ct);
+        var buffer = K("ff0102ff0104ff");
+        var row = await store.GetAsync(shard.ShardId, buffer.AsMemory(1, 2), _ct);
+        Assert.Equal(K("aa"), row!.Value);
+        Assert.Equal(K("0102"), row.Key);
+        var rows = await store.ScanAsync(shard.ShardId, buffer.AsMemory(1, 2), buffer.AsMemory(4, 2), 10, _ct);
+        Assert.Equal(["0102", "0103"], rows.Select(r => Hex(r.Key)));
+    }
+
+    private async Task<List<string>> ScanAsync(IShardStore store, long shardId, string start, string? end, int limit) =>
+        // Careful: `end is null ? null : K(end)` would be a null byte[] turned into an empty, non-null ReadOnlyMemory.
+        (await store.ScanAsync(shardId, K(start), end is null ? (ReadOnlyMemory<byte>?)null : K(end), limit, _ct)).Select(r => Hex(r.Key)).ToList();
+
+    // ---------------------------------------------------------------- tree nodes
+
+    [Fact]
+    public async Task NodesAddedAndRemovedByCommitsAreVisibleThroughTheReader()
+    {
+        var (store, name) = await NewStoreAsync(ThreeShards);
+        var shard = await ShardAtAsync(store, "00");
+        var other = await ShardAtAsync(store, "80");
+        var leafA = SmtNode.Leaf(F(1), F(10));
+        var leafB = SmtNode.Leaf(F(2), F(20));
+        var middle = SmtNode.Middle(leafA.Hash(), leafB.Hash());
+        using var reader = store.OpenNodeReader(shard.ShardId); // opened before the commits: sees them anyway
+        Assert.False(reader.TryGetNode(middle.Hash(), out _));
+
+        await store.CommitAsync(WithNodes(Next(shard, 0), [Entry(leafA), Entry(leafB), Entry(middle)], []), _ct);
+        Assert.True(reader.TryGetNode(middle.Hash(), out var got));
+        Assert.Equal(middle, got);
+        Assert.True(reader.TryGetNode(leafA.Hash(), out got));
+        Assert.Equal(leafA, got);
+        Assert.Equal(F(1), got.Key);
+        Assert.Equal(F(10), got.Value);
+        using (var otherReader = store.OpenNodeReader(other.ShardId)) Assert.False(otherReader.TryGetNode(leafA.Hash(), out _));
+
+        shard = await store.GetShardAsync(shard.ShardId, _ct);
+        // Removal before addition: a hash in both lists stays stored; an absent hash is ignored.
+        await store.CommitAsync(WithNodes(Next(shard, 0), [Entry(leafA)], [middle.Hash(), leafB.Hash(), leafA.Hash(), F(99)]), _ct);
+        Assert.False(reader.TryGetNode(middle.Hash(), out _));
+        Assert.False(reader.TryGetNode(leafB.Hash(), out _));
+        Assert.True(reader.TryGetNode(leafA.Hash(), out _));
+
+        store = await ReopenAsync(store, name);
+        await using var opened = store;
+        using var reopened = store.OpenNodeReader(shard.ShardId);
+        Assert.True(reopened.TryGetNode(leafA.Hash(), out got));
+        Assert.Equal(leafA, got);
+        Assert.False(reopened.TryGetNode(middle.Hash(), out _));
+    }
+
+    [Fact]
+    public async Task ReopeningSeesEverythingCommitted()
+    {
+        var (store, name) = await NewStoreAsync(ThreeShards);
+        var states = new List<ShardState>();
+        foreach (var s in await store.ListShardsAsync(_ct))
+        {
+            var owned = await store.ClaimAsync(s.ShardId, _ct);
+            var prefix = Hex(owned.Range.Start.ToArray());
+            var first = prefix.Length == 0 ? "00" : prefix;
+            var leaf = SmtNode.Leaf(F((ulong)owned.ShardId), F(7));
+            await store.CommitAsync(WithNodes(Next(owned, 2, Put(first + "01", "01"), Put(first + "02", "02")), [Entry(leaf)], []), _ct);
+            states.Add(await store.GetShardAsync(s.ShardId, _ct));
+        }
+
+        store = await ReopenAsync(store, name);
+        await using var opened = store;
+        Assert.Equal(states, await store.ListShardsAsync(_ct));
+        foreach (var s in states)
+        {
+            Assert.Equal(2, (await AllKeysAsync(store, s.ShardId)).Count);
+            using var reader = store.OpenNodeReader(s.ShardId);
+            Assert.True(reader.TryGetNode(SmtNode.Leaf(F((ulong)s.ShardId), F(7)).Hash(), out _));
+        }
+    }
+
+    // ---------------------------------------------------------------- concurrency
+
+    [Fact]
+    public async Task ConcurrentCommitsToDifferentShardsAllLand()
+    {
+        var (store, name) = await NewStoreAsync(EightShards);
+        const int commits = 25, rowsPerCommit = 8;
+        var shards = await store.ListShardsAsync(_ct);
+        await Task.WhenAll(shards.Select(s => Task.Run(async () =>
+        {
+            var state = await store.ClaimAsync(s.ShardId, _ct);
+            byte prefix = state.Range.Start.IsEmpty ? (byte)0 : state.Range.Start[0];
+            for (int c = 0; c < commits; c++)
+            {
+                var rows = Enumerable.Range(0, rowsPerCommit)
+                    .Select(i => Put([prefix, (byte)c, (byte)i], [(byte)c])).ToArray();
+                await store.CommitAsync(Next(state, (c + 1) * rowsPerCommit, rows), _ct);
+                state = state with { Version = state.Version + 1 };
+            }
+        })));
+
+        store = await ReopenAsync(store, name);
+        await using var opened = store;
+        foreach (var s in await store.ListShardsAsync(_ct))
+        {
+            Assert.Equal(commits, s.Version);
+            Assert.Equal(commits * rowsPerCommit, s.KeyCount);
+            var keys = await store.ScanAsync(s.ShardId, Array.Empty<byte>(), null, 10_000, _ct);
+            Assert.Equal(commits * rowsPerCommit, keys.Count);
+            Assert.All(keys, r => Assert.True(s.Range.Contains(r.Key)));
+        }
+    }
+
+    [Fact]
+    public async Task RacingCommitsOnOneShardHaveExactlyOneWinner()
+    {
+        var (store, _) = await NewStoreAsync([KeyRange.All]);
+        await using var opened = store;
+        var shard = await store.ClaimAsync((await store.ListShardsAsync(_ct))[0].ShardId, _ct);
+        var outcomes = await Task.WhenAll(Enumerable.Range(0, 8).Select(i => Task.Run(async () =>
+        {
+            try
+            {
+                await store.CommitAsync(Next(shard, 1, Put([(byte)i], [(byte)i])), _ct);
+                return (GridErrorCode?)null;
+            }
+            catch (GridException e)
+            {
+                return e.Code;
+            }
+        })));
+
+        Assert.Single(outcomes, o => o is null);
+        Assert.All(outcomes.Where(o => o is not null), o => Assert.Equal(GridErrorCode.Conflict, o));
+        var after = await store.GetShardAsync(shard.ShardId, _ct);
+        Assert.Equal(1, after.Version);
+        Assert.Single(await AllKeysAsync(store, shard.ShardId));
+    }
+
+    // ---------------------------------------------------------------- helpers
+
+    /// <summary>The shard is exactly <paramref name="expected"/>, holds exactly <paramref name="keys"/> and not <paramref name="absentNode"/>.</summary>
+    private async Task AssertUnchanged(IShardStore store, ShardState expected, string[] keys, Fr? absentNode)
+    {
+        Assert.Equal(expected, await store.GetShardAsync(expected.ShardId, _ct));
+        Assert.Equal(keys, await AllKeysAsync(store, expected.ShardId));
+        if (absentNode is { } hash)
+        {
+            using var reader = store.OpenNodeReader(expected.ShardId);
+            Assert.False(reader.TryGetNode(hash, out _));
+        }
+    }
+
+    private static ShardCommit WithNodes(ShardCommit c, SmtNodeEntry[] added, Fr[] removed) => new()
+    {
+        ShardId = c.ShardId, Epoch = c.Epoch, ExpectedVersion = c.ExpectedVersion, NewVersion = c.NewVersion, NewRoot = c.NewRoot,
+        NewKeyCount = c.NewKeyCount, TimestampMicros = c.TimestampMicros, Rows = c.Rows, AddedNodes = added, RemovedNodes = removed,
+    };
+
+    private static ShardCommit Clone(ShardCommit c, long newVersion) => new()
+    {
+        ShardId = c.ShardId, Epoch = c.Epoch, ExpectedVersion = c.ExpectedVersion, NewVersion = newVersion, NewRoot = c.NewRoot,
+        NewKeyCount = c.NewKeyCount, TimestampMicros = c.TimestampMicros, Rows = c.Rows,
+    };
+}
