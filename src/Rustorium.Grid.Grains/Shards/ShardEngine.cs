@@ -1,0 +1,228 @@
+using Rustorium.Grid.Crypto.Poseidon;
+using Rustorium.Grid.Storage;
+
+namespace Rustorium.Grid.Grains.Shards;
+
+/// <summary>
+/// One shard, live: validates requests, group-commits writes with their tree changes
+/// (<see cref="ShardWriter"/>), and answers reads with proofs. The ShardGrain is a thin adapter around it;
+/// see docs/sharding.md for the guarantees.
+/// </summary>
+public sealed class ShardEngine : IAsyncDisposable
+{
+    private readonly IShardStore _store;
+    private readonly ShardEngineOptions _options;
+    private readonly ShardTree _tree;
+    private readonly ShardWriter _writer;
+    private GridException? _fenced;
+
+    private ShardEngine(IShardStore store, ShardState state, ShardEngineOptions options)
+    {
+        _store = store;
+        _options = options;
+        ShardId = state.ShardId;
+        Range = state.Range;
+        Epoch = state.Epoch;
+        _tree = new ShardTree(store, state);
+        _writer = new ShardWriter(store, state.ShardId, state.Epoch, state.Version, options, _tree, Fence);
+    }
+
+    /// <summary>
+    /// Claims the shard (its epoch moves on, fencing any earlier owner) and starts serving from its stored root:
+    /// nothing is rehashed, tree nodes load as paths are walked.
+    /// </summary>
+    /// <exception cref="GridException"><see cref="GridErrorCode.UnknownShard"/>; <see cref="GridErrorCode.InvalidArgument"/> for bad options.</exception>
+    public static async Task<ShardEngine> OpenAsync(IShardStore store, long shardId, ShardEngineOptions options, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        var state = await store.ClaimAsync(shardId, cancellationToken).ConfigureAwait(false);
+        return new ShardEngine(store, state, options);
+    }
+
+    /// <summary>The shard.</summary>
+    public long ShardId { get; }
+
+    /// <summary>The keys it owns.</summary>
+    public KeyRange Range { get; }
+
+    /// <summary>This activation's ownership epoch.</summary>
+    public long Epoch { get; }
+
+    /// <summary>The last committed version.</summary>
+    public long Version => _writer.Version;
+
+    /// <summary>The root of the committed tree at <see cref="Version"/>.</summary>
+    public Crypto.Fr Root => _tree.Root;
+
+    /// <summary>Keys at <see cref="Version"/>.</summary>
+    public long KeyCount => _tree.KeyCount;
+
+    private void Fence(GridException error) => Interlocked.CompareExchange(ref _fenced, error, null);
+
+    private void ThrowIfFenced()
+    {
+        var fenced = Volatile.Read(ref _fenced);
+        if (fenced is not null) throw new GridException(GridErrorCode.NotOwner, fenced.Message, fenced);
+    }
+
+    // ------------------------------------------------------------------ writes
+
+    /// <summary>Sets <paramref name="key"/> to <paramref name="value"/>.</summary>
+    public Task<WriteResult> PutAsync(byte[] key, byte[] value, SyncMode? mode = null, CancellationToken cancellationToken = default)
+    {
+        CheckPut(key, value);
+        return WriteAsync([new RowWrite(key, value)], mode, null, cancellationToken);
+    }
+
+    /// <summary>Removes <paramref name="key"/> (absent keys are fine).</summary>
+    public Task<WriteResult> DeleteAsync(byte[] key, SyncMode? mode = null, CancellationToken cancellationToken = default)
+    {
+        CheckKey(key);
+        return WriteAsync([new RowWrite(key, null)], mode, null, cancellationToken);
+    }
+
+    /// <summary>Applies all operations atomically (all keys must be in this shard).</summary>
+    public Task<WriteResult> BatchAsync(IReadOnlyList<BatchOperation> operations, SyncMode? mode = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(operations);
+        if (operations.Count == 0) throw GridException.InvalidArgument("A batch needs at least one operation.");
+        if (operations.Count > _options.Limits.MaxBatchOperations)
+            throw GridException.InvalidArgument($"A batch of {operations.Count} operations exceeds the limit of {_options.Limits.MaxBatchOperations}.");
+        var rows = new RowWrite[operations.Count];
+        for (int i = 0; i < rows.Length; i++)
+        {
+            var op = operations[i];
+            switch (op.Kind)
+            {
+                case BatchOperationKind.Put:
+                    if (op.Value is null) throw GridException.InvalidArgument($"Operation {i} is a put without a value.");
+                    CheckPut(op.Key, op.Value);
+                    rows[i] = new RowWrite(op.Key, op.Value);
+                    break;
+                case BatchOperationKind.Delete:
+                    CheckKey(op.Key);
+                    rows[i] = new RowWrite(op.Key, null);
+                    break;
+                default:
+                    throw GridException.InvalidArgument($"Operation {i} has unknown kind {(byte)op.Kind}.");
+            }
+        }
+        return WriteAsync(rows, mode, null, cancellationToken);
+    }
+
+    /// <summary>
+    /// Sets <paramref name="key"/> durably and returns the inclusion proof at exactly the version that contains
+    /// the write (waits for the tree fold of that version).
+    /// </summary>
+    public async Task<ProvenWriteResult> WriteWithProofAsync(byte[] key, byte[] value, CancellationToken cancellationToken = default)
+    {
+        CheckPut(key, value);
+        var request = new ProofRequest(PoseidonBytes.Hash(key));
+        var write = await WriteAsync([new RowWrite(key, value)], SyncMode.Full, request, cancellationToken).ConfigureAwait(false);
+        var proof = await request.Done.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        return new ProvenWriteResult(write, new ShardProof(ShardId, Range, write.Version, proof));
+    }
+
+    private Task<WriteResult> WriteAsync(RowWrite[] rows, SyncMode? mode, ProofRequest? proof, CancellationToken cancellationToken)
+    {
+        ThrowIfFenced();
+        var m = mode ?? _options.DefaultSyncMode;
+        if (!Enum.IsDefined(m)) throw GridException.InvalidArgument($"Unknown sync mode {(byte)m}.");
+        return _writer.WriteAsync(rows, m, proof, cancellationToken);
+    }
+
+    private void CheckKey(byte[] key)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        _options.Limits.CheckKey(key);
+        if (!Range.Contains(key))
+            throw new GridException(GridErrorCode.NotOwner, $"Key {Convert.ToHexStringLower(key)} is outside shard {ShardId}'s range {Range}.");
+    }
+
+    private void CheckPut(byte[] key, byte[] value)
+    {
+        CheckKey(key);
+        ArgumentNullException.ThrowIfNull(value);
+        _options.Limits.CheckValue(value);
+    }
+
+    // ------------------------------------------------------------------ reads
+
+    /// <summary>The committed value of <paramref name="key"/>, or null.</summary>
+    public async Task<byte[]?> GetAsync(byte[] key, CancellationToken cancellationToken = default)
+    {
+        CheckKey(key);
+        ThrowIfFenced();
+        var row = await _store.GetAsync(ShardId, key, cancellationToken).ConfigureAwait(false);
+        return row?.Value;
+    }
+
+    /// <summary>
+    /// The value of <paramref name="key"/> with a proof at the current version (or without, if not asked): the
+    /// value and the proof are always of the same version.
+    /// </summary>
+    public async Task<ReadResult> ReadAsync(byte[] key, bool withProof = true, CancellationToken cancellationToken = default)
+    {
+        CheckKey(key);
+        ThrowIfFenced();
+        if (!withProof)
+        {
+            var row = await _store.GetAsync(ShardId, key, cancellationToken).ConfigureAwait(false);
+            return new ReadResult(row?.Value, row?.Version ?? Version, row?.TimestampMicros ?? 0, _options.Region, null);
+        }
+
+        // Under the tree lock no commit is in flight, so the proof and the stored row are of the same version.
+        var keyHash = PoseidonBytes.Hash(key);
+        await _tree.Lock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            ThrowIfFenced();
+            var proof = _tree.Tree.Prove(keyHash);
+            long version = Version;
+            var stored = await _store.GetAsync(ShardId, key, cancellationToken).ConfigureAwait(false);
+            return new ReadResult(stored?.Value, version, stored?.TimestampMicros ?? 0, _options.Region, new ShardProof(ShardId, Range, version, proof));
+        }
+        finally
+        {
+            _tree.Lock.Release();
+        }
+    }
+
+    /// <summary>Up to <paramref name="limit"/> rows of this shard with start ≤ key &lt; end, in key order.</summary>
+    public async Task<ScanPage> ScanAsync(byte[] start, byte[]? end, int limit, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(start);
+        if (limit < 1 || limit > _options.Limits.MaxScanLimit)
+            throw GridException.InvalidArgument($"Scan limit must be 1..{_options.Limits.MaxScanLimit}; got {limit}.");
+        if (end is not null && KeyRange.Compare(start, end) > 0)
+            throw GridException.InvalidArgument("Scan start is after its end.");
+        ThrowIfFenced();
+
+        // Clip to the shard's range.
+        var from = KeyRange.Compare(start, Range.Start) < 0 ? Range.Start.ToArray() : start;
+        byte[]? to = end;
+        if (!Range.IsUnbounded && (to is null || KeyRange.Compare(to, Range.End) > 0)) to = Range.End.ToArray();
+        if (to is not null && KeyRange.Compare(from, to) >= 0) return new ScanPage([], null);
+
+        var rows = await _store.ScanAsync(ShardId, from, to, limit, cancellationToken).ConfigureAwait(false);
+        var items = rows.Select(r => new KeyValue(r.Key, r.Value, r.Version)).ToList();
+        byte[]? next = null;
+        if (items.Count == limit)
+        {
+            // The next page starts right after the last key: append a zero byte (the smallest longer key).
+            var last = items[^1].Key;
+            next = new byte[last.Length + 1];
+            last.CopyTo(next, 0);
+        }
+        return new ScanPage(items, next);
+    }
+
+    /// <summary>Commits what is queued, then stops; the shard can then be opened elsewhere.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await _writer.DisposeAsync().ConfigureAwait(false);
+        _tree.Dispose();
+    }
+}

@@ -1,0 +1,34 @@
+namespace Rustorium.Grid.Grains.Shards;
+
+/// <summary>How a shard's engine batches, limits and labels its work. Defaults suit one silo on one machine.</summary>
+public sealed record ShardEngineOptions
+{
+    /// <summary>Key and value limits checked before anything is queued.</summary>
+    public GridLimits Limits { get; init; } = GridLimits.Default;
+
+    /// <summary>Most row writes in one data commit (a group). Default 4,096. Larger groups amortise the commit's fsync.</summary>
+    public int MaxGroupRows { get; init; } = 4096;
+
+    /// <summary>Most writes waiting for a data commit before callers wait for room (back-pressure). Default 65,536.</summary>
+    public int MaxQueuedWrites { get; init; } = 65_536;
+
+    /// <summary>Most changed keys folded into the tree at once. Default 16,384: larger folds share more of the tree.</summary>
+    public int MaxFoldKeys { get; init; } = 16_384;
+
+    /// <summary>The sync mode of calls that do not name one. Default <see cref="SyncMode.Full"/>.</summary>
+    public SyncMode DefaultSyncMode { get; init; } = SyncMode.Full;
+
+    /// <summary>The region name reported in read results.</summary>
+    public string Region { get; init; } = "local";
+
+    /// <summary>Checks the options; throws <see cref="GridErrorCode.InvalidArgument"/> naming the bad one.</summary>
+    public void Validate()
+    {
+        Limits.Validate();
+        if (MaxGroupRows < 1) throw GridException.InvalidArgument($"MaxGroupRows must be at least 1; got {MaxGroupRows}.");
+        if (MaxQueuedWrites < 1) throw GridException.InvalidArgument($"MaxQueuedWrites must be at least 1; got {MaxQueuedWrites}.");
+        if (MaxFoldKeys < 1) throw GridException.InvalidArgument($"MaxFoldKeys must be at least 1; got {MaxFoldKeys}.");
+        if (!Enum.IsDefined(DefaultSyncMode)) throw GridException.InvalidArgument($"DefaultSyncMode {DefaultSyncMode} is not a sync mode.");
+        if (string.IsNullOrWhiteSpace(Region)) throw GridException.InvalidArgument("Region must be named.");
+    }
+}

@@ -1,0 +1,234 @@
+using System.Text;
+using Rustorium.Grid.Crypto;
+using Rustorium.Grid.Crypto.Poseidon;
+using Rustorium.Grid.Crypto.Smt;
+using Rustorium.Grid.Grains.Shards;
+using Rustorium.Grid.Storage;
+using Rustorium.Grid.Storage.Sqlite;
+
+namespace Rustorium.Grid.Grains.Tests;
+
+/// <summary>The shard engine on real SQLite files: the write path, the proof path and their guarantees.</summary>
+public sealed class ShardEngineTests : IAsyncLifetime
+{
+    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(30);
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "rgrid-engine-" + Guid.NewGuid().ToString("N"));
+    private SqliteShardStore _store = null!;
+    private long _shard;
+
+    // Two shards split at 0xf0: the engine under test owns ["", f0), every ASCII key.
+    private static readonly KeyRange[] Layout = [new KeyRange([], [0xf0]), new KeyRange([0xf0], null)];
+
+    public async Task InitializeAsync()
+    {
+        Directory.CreateDirectory(_dir);
+        _store = await OpenStoreAsync();
+        var shards = await _store.InitializeAsync(Layout, default);
+        _shard = shards[0].ShardId;
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _store.DisposeAsync();
+        Directory.Delete(_dir, recursive: true);
+    }
+
+    private Task<SqliteShardStore> OpenStoreAsync() =>
+        SqliteShardStore.OpenAsync(new SqliteShardStoreOptions { DataDirectory = _dir }, default);
+
+    private Task<ShardEngine> OpenEngineAsync(ShardEngineOptions? options = null) =>
+        ShardEngine.OpenAsync(_store, _shard, options ?? new ShardEngineOptions(), default);
+
+    private static byte[] B(string s) => Encoding.UTF8.GetBytes(s);
+
+    /// <summary>The root a fresh tree gets from exactly the shard's stored rows.</summary>
+    private async Task<Fr> RecomputedRootAsync()
+    {
+        var tree = new SparseMerkleTree();
+        var changes = new List<SmtChange>();
+        byte[] from = [];
+        while (true)
+        {
+            var rows = await _store.ScanAsync(_shard, from, null, 1000, default);
+            foreach (var r in rows) changes.Add(SmtChange.Insert(PoseidonBytes.Hash(r.Key), PoseidonBytes.Hash(r.Value)));
+            if (rows.Count < 1000) break;
+            from = [.. rows[^1].Key, 0];
+        }
+        tree.ApplyBatch(changes.ToArray());
+        return tree.Root;
+    }
+
+    [Fact]
+    public async Task PutGetDeleteAndVerifiedReads()
+    {
+        await using var engine = await OpenEngineAsync();
+        var w = await engine.PutAsync(B("apple"), B("red"));
+        Assert.True(w.Version >= 1);
+        Assert.Equal(B("red"), await engine.GetAsync(B("apple")));
+
+        var read = await engine.ReadAsync(B("apple"));
+        Assert.Equal(B("red"), read.Value);
+        Assert.NotNull(read.Proof);
+        read.Proof!.EnsureVerifies(B("apple"), B("red"));
+        Assert.False(read.Proof.Verifies(B("apple"), B("green")));
+
+        await engine.DeleteAsync(B("apple"));
+        Assert.Null(await engine.GetAsync(B("apple")));
+        var absent = await engine.ReadAsync(B("apple"));
+        Assert.Null(absent.Value);
+        absent.Proof!.EnsureVerifies(B("apple"), null);
+    }
+
+    [Fact]
+    public async Task BadInputIsATypedErrorAndStoresNothing()
+    {
+        await using var engine = await OpenEngineAsync(new ShardEngineOptions { Limits = new GridLimits { MaxKeyBytes = 8, MaxValueBytes = 16 } });
+        await engine.PutAsync(B("keep"), B("this"));
+        long version = engine.Version;
+
+        Assert.Equal(GridErrorCode.InvalidArgument, (await Assert.ThrowsAsync<GridException>(() => engine.PutAsync([], B("v")))).Code);
+        Assert.Equal(GridErrorCode.InvalidArgument, (await Assert.ThrowsAsync<GridException>(() => engine.PutAsync(B("123456789"), B("v")))).Code);
+        Assert.Equal(GridErrorCode.InvalidArgument, (await Assert.ThrowsAsync<GridException>(() => engine.PutAsync(B("k"), new byte[17]))).Code);
+        Assert.Equal(GridErrorCode.NotOwner, (await Assert.ThrowsAsync<GridException>(() => engine.PutAsync([0xf5, 0x01], B("v")))).Code);
+
+        // One bad operation fails the whole batch.
+        var batch = new[] { BatchOperation.Put(B("a"), B("1")), BatchOperation.Delete(B("keep")), BatchOperation.Put(B("b"), new byte[17]) };
+        Assert.Equal(GridErrorCode.InvalidArgument, (await Assert.ThrowsAsync<GridException>(() => engine.BatchAsync(batch))).Code);
+
+        Assert.Equal(version, engine.Version);
+        Assert.Equal(B("this"), await engine.GetAsync(B("keep")));
+        Assert.Null(await engine.GetAsync(B("a")));
+    }
+
+    [Fact]
+    public async Task BatchesAreAtomicAndConcurrentWritesAreGroupCommitted()
+    {
+        await using var engine = await OpenEngineAsync();
+        await engine.BatchAsync([BatchOperation.Put(B("x1"), B("a")), BatchOperation.Put(B("x2"), B("b")), BatchOperation.Delete(B("x3"))]);
+        Assert.Equal(B("a"), await engine.GetAsync(B("x1")));
+        Assert.Equal(B("b"), await engine.GetAsync(B("x2")));
+
+        long before = engine.Version;
+        var writes = Enumerable.Range(0, 400).Select(i => engine.PutAsync(B($"k{i:D4}"), B($"v{i}"))).ToArray();
+        var results = await Task.WhenAll(writes).WaitAsync(Deadline);
+        // Every write got a version that is durable; many writes shared a commit.
+        Assert.All(results, r => Assert.InRange(r.Version, before + 1, engine.Version));
+        Assert.True(engine.Version - before < 400, $"400 concurrent writes took {engine.Version - before} commits: no grouping happened");
+        for (int i = 0; i < 400; i += 37) Assert.Equal(B($"v{i}"), await engine.GetAsync(B($"k{i:D4}")));
+    }
+
+    [Fact]
+    public async Task WriteWithProofProvesItsOwnVersionEvenUnderConcurrentWritesToTheSameKey()
+    {
+        await using var engine = await OpenEngineAsync();
+        var tasks = Enumerable.Range(0, 50).Select(i => engine.WriteWithProofAsync(B("hot"), B($"value {i}"))).ToArray();
+        var results = await Task.WhenAll(tasks).WaitAsync(Deadline);
+        for (int i = 0; i < results.Length; i++)
+        {
+            var r = results[i];
+            Assert.Equal(r.Write.Version, r.Proof.Version);
+            r.Proof.EnsureVerifies(B("hot"), B($"value {i}"));
+        }
+    }
+
+    [Fact]
+    public async Task PublishedRootEqualsATreeRecomputedFromTheRows()
+    {
+        await using var engine = await OpenEngineAsync();
+        var rng = new Random(7);
+        for (int round = 0; round < 5; round++)
+        {
+            var ops = new List<Task>();
+            for (int i = 0; i < 200; i++)
+            {
+                var key = B($"key-{rng.Next(300)}");
+                ops.Add(rng.Next(4) == 0 ? engine.DeleteAsync(key) : engine.PutAsync(key, B($"value-{rng.Next()}")));
+            }
+            await Task.WhenAll(ops).WaitAsync(Deadline);
+        }
+        Assert.Equal(await RecomputedRootAsync(), engine.Root);
+        var state = await _store.GetShardAsync(_shard, default);
+        Assert.Equal(engine.Root, state.Root);
+        Assert.Equal(engine.Version, state.Version);
+        Assert.Equal(state.KeyCount, engine.KeyCount);
+    }
+
+    [Fact]
+    public async Task ReopeningKeepsDataRootAndMovesTheEpochOn()
+    {
+        long epoch;
+        Fr root;
+        await using (var engine = await OpenEngineAsync())
+        {
+            for (int i = 0; i < 50; i++) await engine.PutAsync(B($"r{i}"), B($"{i}"));
+            epoch = engine.Epoch;
+            root = engine.Root;
+        }
+        await _store.DisposeAsync();
+        _store = await OpenStoreAsync();
+        await using var again = await OpenEngineAsync();
+        Assert.Equal(epoch + 1, again.Epoch);
+        Assert.Equal(root, again.Root);
+        Assert.Equal(B("7"), await again.GetAsync(B("r7")));
+        (await again.ReadAsync(B("r7"))).Proof!.EnsureVerifies(B("r7"), B("7"));
+    }
+
+    [Fact]
+    public async Task AnOwnerThatLostItsEpochCanNoLongerWrite()
+    {
+        await using var old = await OpenEngineAsync();
+        await old.PutAsync(B("before"), B("1"));
+        await _store.ClaimAsync(_shard, default); // another owner takes over
+        long version = (await _store.GetShardAsync(_shard, default)).Version;
+
+        var ex = await Assert.ThrowsAsync<GridException>(() => old.PutAsync(B("late"), B("2")));
+        Assert.Equal(GridErrorCode.NotOwner, ex.Code);
+        Assert.Equal(GridErrorCode.NotOwner, (await Assert.ThrowsAsync<GridException>(() => old.PutAsync(B("later"), B("3")))).Code);
+        Assert.Null((await _store.GetAsync(_shard, B("late"), default)));
+        Assert.Equal(version, (await _store.GetShardAsync(_shard, default)).Version);
+    }
+
+    [Fact]
+    public async Task AFailedCommitLeavesTreeAndRowsAsTheyWere()
+    {
+        await using var engine = await OpenEngineAsync();
+        await engine.PutAsync(B("stay"), B("1"));
+        var root = engine.Root;
+        long version = engine.Version;
+        await _store.ClaimAsync(_shard, default); // the next commit is refused
+        await Assert.ThrowsAsync<GridException>(() => engine.PutAsync(B("gone"), B("2")));
+        Assert.Equal(root, engine.Root);
+        Assert.Equal(version, engine.Version);
+        var state = await _store.GetShardAsync(_shard, default);
+        Assert.Equal(root, state.Root);
+        Assert.Null(await _store.GetAsync(_shard, B("gone"), default));
+    }
+
+    [Fact]
+    public async Task ScansAreOrderedPagedAndClippedToTheShard()
+    {
+        await using var engine = await OpenEngineAsync();
+        await engine.BatchAsync(Enumerable.Range(0, 25).Select(i => BatchOperation.Put(B($"s{i:D2}"), B($"{i}"))).ToList());
+        var page = await engine.ScanAsync(B("s"), null, 10);
+        Assert.Equal(Enumerable.Range(0, 10).Select(i => $"s{i:D2}"), page.Items.Select(kv => Encoding.UTF8.GetString(kv.Key)));
+        Assert.NotNull(page.NextKey);
+        var rest = await engine.ScanAsync(page.NextKey!, B("zzz"), 100);
+        Assert.Equal(15, rest.Items.Count);
+        Assert.Null(rest.NextKey);
+        Assert.Equal(GridErrorCode.InvalidArgument, (await Assert.ThrowsAsync<GridException>(() => engine.ScanAsync(B("b"), B("a"), 10))).Code);
+        Assert.Equal(GridErrorCode.InvalidArgument, (await Assert.ThrowsAsync<GridException>(() => engine.ScanAsync(B("a"), null, 0))).Code);
+    }
+
+    [Fact]
+    public async Task NoneAndAsyncWritesBecomeVisible()
+    {
+        await using var engine = await OpenEngineAsync();
+        var none = await engine.PutAsync(B("n"), B("1"), SyncMode.None);
+        Assert.Equal(0, none.Version);
+        var async = await engine.PutAsync(B("a"), B("2"), SyncMode.Async);
+        Assert.True(async.Version > 0);
+        await engine.PutAsync(B("f"), B("3"), SyncMode.Full);
+        Assert.Equal(B("1"), await engine.GetAsync(B("n")));
+        Assert.Equal(B("2"), await engine.GetAsync(B("a")));
+    }
+}
