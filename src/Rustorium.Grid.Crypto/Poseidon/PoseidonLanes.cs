@@ -14,18 +14,10 @@ internal sealed class PoseidonLanes
     private readonly ulong[] _preSparse;
     private readonly ulong[] _sparse;
 
-    private static readonly PoseidonLanes?[] ByWidth = new PoseidonLanes?[PoseidonParameters.MaxInputs + 1];
+    private static readonly PerWidth<PoseidonLanes> ByWidthCache = new(t => new PoseidonLanes(PoseidonPlan.ForWidth(t)));
 
-    public static PoseidonLanes ForWidth(int t)
-    {
-        var lanes = Volatile.Read(ref ByWidth[t - 2]);
-        if (lanes is null)
-        {
-            lanes = new PoseidonLanes(PoseidonPlan.ForWidth(t));
-            Volatile.Write(ref ByWidth[t - 2], lanes);
-        }
-        return lanes;
-    }
+    /// <summary>The lane form for state width t (2..17), built once.</summary>
+    public static PoseidonLanes ForWidth(int t) => ByWidthCache[t];
 
     private PoseidonLanes(PoseidonPlan plan)
     {

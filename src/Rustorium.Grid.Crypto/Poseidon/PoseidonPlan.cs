@@ -36,19 +36,10 @@ internal sealed class PoseidonPlan
     /// <summary>Per partial round: [A₀₀, w₁..w_{t−1}, v₁..v_{t−1}] (2t−1 elements each).</summary>
     public Fr[] Sparse { get; }
 
-    private static readonly PoseidonPlan?[] Plans = new PoseidonPlan?[PoseidonParameters.MaxInputs + 1];
+    private static readonly PerWidth<PoseidonPlan> ByWidthCache = new(t => new PoseidonPlan(PoseidonParameters.ForWidth(t)));
 
-    /// <summary>The plan for state width t (2..17), derived once.</summary>
-    public static PoseidonPlan ForWidth(int t)
-    {
-        var plan = Volatile.Read(ref Plans[t - 2]);
-        if (plan is null)
-        {
-            plan = new PoseidonPlan(PoseidonParameters.ForWidth(t));
-            Volatile.Write(ref Plans[t - 2], plan);
-        }
-        return plan;
-    }
+    /// <summary>The plan for state width t (2..17), built once.</summary>
+    public static PoseidonPlan ForWidth(int t) => ByWidthCache[t];
 
     private PoseidonPlan(PoseidonParameters prm)
     {
