@@ -18,6 +18,9 @@ public enum ExitCode
     /// <summary>An I/O error: a file is missing or unreadable, a write failed.</summary>
     IoError = 3,
 
+    /// <summary>No silo could be reached, or the call timed out: retry later or elsewhere.</summary>
+    Unavailable = 4,
+
     /// <summary>A bug in grid itself (an unexpected exception); sysexits' EX_SOFTWARE.</summary>
     InternalError = 70,
 
@@ -34,6 +37,7 @@ internal static class ExitCodeDescriptions
         (ExitCode.Negative, "negative answer (e.g. the proof does not verify)"),
         (ExitCode.BadInput, "bad input or usage (message on stderr)"),
         (ExitCode.IoError, "I/O error (e.g. file missing)"),
+        (ExitCode.Unavailable, "no silo reachable, or the call timed out"),
         (ExitCode.InternalError, "internal error (a bug: please report it)"),
         (ExitCode.Cancelled, "interrupted"),
     ];

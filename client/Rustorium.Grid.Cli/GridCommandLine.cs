@@ -57,11 +57,12 @@ public static class GridCommandLine
     internal static RootCommand BuildRootCommand(GridConsole console)
     {
         var root = new RootCommand(
-            "grid: the Rustorium Grid command line. Hash with circomlib's Poseidon, replay and prove sparse Merkle " +
-            "trees, benchmark the crypto.");
+            "grid: the Rustorium Grid command line. Read and write a running grid with verified proofs, hash with " +
+            "circomlib's Poseidon, replay and prove sparse Merkle trees, benchmark.");
         root.Subcommands.Add(PoseidonCommand.Create(console));
         root.Subcommands.Add(SmtCommand.Create(console));
         root.Subcommands.Add(BenchCommand.Create(console));
+        foreach (var command in DataCommands.Create(console)) root.Subcommands.Add(command);
         GridHelpAction.Install(root);
         return root;
     }

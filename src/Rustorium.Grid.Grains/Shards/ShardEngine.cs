@@ -206,7 +206,8 @@ public sealed class ShardEngine : IAsyncDisposable
         if (!Range.IsUnbounded && (to is null || KeyRange.Compare(to, Range.End) > 0)) to = Range.End.ToArray();
         if (to is not null && KeyRange.Compare(from, to) >= 0) return new ScanPage([], null);
 
-        var rows = await _store.ScanAsync(ShardId, from, to, limit, cancellationToken).ConfigureAwait(false);
+        // A null byte[] would convert to an empty (non-null) memory, an end before every key: pass "unbounded" explicitly.
+        var rows = await _store.ScanAsync(ShardId, from, to is null ? null : (ReadOnlyMemory<byte>?)to, limit, cancellationToken).ConfigureAwait(false);
         var items = rows.Select(r => new KeyValue(r.Key, r.Value, r.Version)).ToList();
         byte[]? next = null;
         if (items.Count == limit)

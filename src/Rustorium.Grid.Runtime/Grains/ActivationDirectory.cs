@@ -175,20 +175,35 @@ public sealed class ActivationDirectory
         return source;
     }
 
-    private GridException? Resolve(GrainCall call, out GrainTypeRegistration? registration, out GrainMethodDescription? method)
+    /// <summary>
+    /// The registration and method a call to (<paramref name="target"/>, <paramref name="interfaceName"/>,
+    /// <paramref name="methodId"/>) would run, or the error the call gets: the checks of <see cref="InvokeAsync"/> that do
+    /// not need the arguments. The transport's receive side uses it to learn the parameter types before decoding them.
+    /// </summary>
+    internal GridException? ResolveMethod(
+        GrainId target, string interfaceName, ushort methodId,
+        out GrainTypeRegistration? registration, out GrainMethodDescription? method)
     {
         method = null;
-        if (!_registry.TryGet(call.Target.Type, out registration))
-            return new GridException(GridErrorCode.UnknownShard, $"No grain type \"{call.Target.Type}\" is registered in this silo (call to {call.Target}).");
+        if (!_registry.TryGet(target.Type, out registration))
+            return new GridException(GridErrorCode.UnknownShard, $"No grain type \"{target.Type}\" is registered in this silo (call to {target}).");
         GrainInterfaceDescription grainInterface = registration.Interface;
-        if (!string.Equals(call.InterfaceName, grainInterface.Name, StringComparison.Ordinal))
-            return GridException.InvalidArgument($"Grain {call.Target} implements interface \"{grainInterface.Name}\", not \"{call.InterfaceName}\".");
-        if (call.Target.KeyKind != grainInterface.KeyKind)
-            return GridException.InvalidArgument($"Grain type \"{grainInterface.Name}\" is keyed by {grainInterface.KeyKind}, but {call.Target} has a {call.Target.KeyKind} key.");
-        if (!grainInterface.TryGetMethod(call.MethodId, out method))
-            return GridException.InvalidArgument($"Grain interface \"{grainInterface.Name}\" has no method with id {call.MethodId} (are the caller and the silo built from different versions of it?).");
+        if (!string.Equals(interfaceName, grainInterface.Name, StringComparison.Ordinal))
+            return GridException.InvalidArgument($"Grain {target} implements interface \"{grainInterface.Name}\", not \"{interfaceName}\".");
+        if (target.KeyKind != grainInterface.KeyKind)
+            return GridException.InvalidArgument($"Grain type \"{grainInterface.Name}\" is keyed by {grainInterface.KeyKind}, but {target} has a {target.KeyKind} key.");
+        if (!grainInterface.TryGetMethod(methodId, out method))
+            return GridException.InvalidArgument($"Grain interface \"{grainInterface.Name}\" has no method with id {methodId} (are the caller and the silo built from different versions of it?).");
+        return null;
+    }
 
-        IReadOnlyList<Type> parameters = method.ParameterTypes;
+    private GridException? Resolve(GrainCall call, out GrainTypeRegistration? registration, out GrainMethodDescription? method)
+    {
+        var unresolved = ResolveMethod(call.Target, call.InterfaceName, call.MethodId, out registration, out method);
+        if (unresolved is not null) return unresolved;
+        GrainInterfaceDescription grainInterface = registration!.Interface;
+
+        IReadOnlyList<Type> parameters = method!.ParameterTypes;
         if (call.Arguments.Count != parameters.Count)
             return GridException.InvalidArgument($"{grainInterface.Name}.{method.Method.Name} takes {parameters.Count} arguments; the call carries {call.Arguments.Count}.");
         for (int i = 0; i < parameters.Count; i++)

@@ -14,11 +14,18 @@ namespace Rustorium.Grid.Runtime.Grains;
 /// activation goes straight to Invalid and fails what was queued.
 /// </para>
 /// <para>
-/// Scheduling: items are admitted strictly in arrival order. A read-only item starts when no exclusive item is running;
-/// an exclusive item starts when nothing is running. Because admission stops at the first item that cannot start, a
-/// writer waiting behind readers holds back the readers that came after it (no writer starvation). A turn lasts until
-/// the grain method's task completes, awaits included. All grain code runs on the activation's own exclusive
-/// <see cref="TaskScheduler"/>, so even interleaved read-only turns never run grain code on two threads at once.
+/// Scheduling: items are admitted strictly in arrival order. A read-only item starts when no exclusive or interleaving
+/// item is running; an exclusive item starts when nothing is running. Because admission stops at the first item that
+/// cannot start, a writer waiting behind readers holds back the readers that came after it (no writer starvation). A
+/// turn lasts until the grain method's task completes, awaits included. All grain code runs on the activation's own
+/// exclusive <see cref="TaskScheduler"/>, so even interleaved turns never run grain code on two threads at once.
+/// </para>
+/// <para>
+/// <see cref="AlwaysInterleaveAttribute"/> calls never enter the queue: once the activation is usable they start the
+/// moment they arrive, whatever is running, so the FIFO order of everything else is untouched. Until then (Created,
+/// Activating) they wait in <c>_earlyInterleaving</c> and start together with the first queued items when the
+/// activation completes. A running interleaving call holds back read-only and exclusive items like a writer does, and
+/// deactivation waits for it.
 /// </para>
 /// <para>
 /// Invariants: every state change happens under <c>_lock</c>; the activation leaves the directory before it becomes
@@ -45,6 +52,8 @@ internal sealed class GrainActivation
 
     private State _state;
     private int _runningReadOnly;
+    private int _runningInterleaving;
+    private List<CallWorkItem>? _earlyInterleaving;
     private bool _exclusiveRunning;
     private bool _deactivationStarted;
     private DeactivationReason? _requestedDeactivation;
@@ -95,17 +104,32 @@ internal sealed class GrainActivation
                     (_held ??= []).Add(item);
                     return true;
             }
-            if (_queue.Count >= Directory.RuntimeOptions.MaxQueuedCallsPerActivation)
+            if (item.Kind == TurnKind.Interleaving && _state == State.Active)
             {
-                item.Abandon(new GridException(GridErrorCode.Unavailable,
-                    $"Grain {GrainId} already has {_queue.Count} calls waiting (GrainRuntimeOptions.MaxQueuedCallsPerActivation); the call was refused without running. Retry later."));
-                return true;
+                // Admitted at once, whatever runs; it never waits in (or reorders) the queue.
+                item.SetOwner(this);
+                if (!item.TryStart()) return true; // cancelled meanwhile
+                _callsInside++;
+                _runningInterleaving++;
+                _lastCallTimestamp = Directory.TimeProvider.GetTimestamp();
+                pending.Turns = [item];
             }
-            item.SetOwner(this);
-            _queue.Enqueue(item);
-            _callsInside++;
-            _lastCallTimestamp = Directory.TimeProvider.GetTimestamp();
-            PumpLocked(ref pending);
+            else
+            {
+                int waiting = _queue.Count + (_earlyInterleaving?.Count ?? 0);
+                if (waiting >= Directory.RuntimeOptions.MaxQueuedCallsPerActivation)
+                {
+                    item.Abandon(new GridException(GridErrorCode.Unavailable,
+                        $"Grain {GrainId} already has {waiting} calls waiting (GrainRuntimeOptions.MaxQueuedCallsPerActivation); the call was refused without running. Retry later."));
+                    return true;
+                }
+                item.SetOwner(this);
+                if (item.Kind == TurnKind.Interleaving) (_earlyInterleaving ??= []).Add(item); // waits for the activation only
+                else _queue.Enqueue(item);
+                _callsInside++;
+                _lastCallTimestamp = Directory.TimeProvider.GetTimestamp();
+                PumpLocked(ref pending);
+            }
         }
         Run(ref pending);
         return true;
@@ -242,19 +266,35 @@ internal sealed class GrainActivation
         switch (_state)
         {
             case State.Created:
-                if (_queue.Count > 0)
+                // Only a call moves a Created activation on (ticks need Activating or Active), so it is the one just added.
+                CallWorkItem? first = _queue.TryPeek(out WorkItem? queued) ? queued as CallWorkItem : _earlyInterleaving?[0];
+                if (first is not null)
                 {
                     _state = State.Activating;
                     // OnActivateAsync runs on behalf of the first caller: calling back into that chain would deadlock too.
-                    _activationChain = _queue.Peek() is CallWorkItem first
-                        ? GrainCallContext.Extend(first.Call.CallChain, GrainId)
-                        : [GrainId];
+                    _activationChain = GrainCallContext.Extend(first.Call.CallChain, GrainId);
                     pending.Activate = true;
                 }
                 return;
             case State.Activating:
             case State.Invalid:
                 return;
+        }
+
+        if (_earlyInterleaving is { } early)
+        {
+            // Interleaving calls that arrived before the activation was usable: they waited for it, and for nothing else.
+            _earlyInterleaving = null;
+            foreach (var item in early)
+            {
+                if (!item.TryStart())
+                {
+                    _callsInside--; // cancelled while the activation ran
+                    continue;
+                }
+                _runningInterleaving++;
+                (pending.Turns ??= []).Add(item);
+            }
         }
 
         while (_queue.TryPeek(out WorkItem? head))
@@ -266,20 +306,25 @@ internal sealed class GrainActivation
                 head.Abandon(null);
                 continue;
             }
-            if (head.IsReadOnly ? _exclusiveRunning : _exclusiveRunning || _runningReadOnly > 0) break;
+            bool readOnly = head.Kind == TurnKind.ReadOnly;
+            bool blocked = readOnly
+                ? _exclusiveRunning || _runningInterleaving > 0
+                : _exclusiveRunning || _runningReadOnly > 0 || _runningInterleaving > 0;
+            if (blocked) break;
             _queue.Dequeue();
             if (!head.TryStart())
             {
                 if (head.IsCall) _callsInside--;
                 continue;
             }
-            if (head.IsReadOnly) _runningReadOnly++;
+            if (readOnly) _runningReadOnly++;
             else _exclusiveRunning = true;
             (pending.Turns ??= []).Add(head);
-            if (!head.IsReadOnly) break;
+            if (!readOnly) break;
         }
 
-        if (_state == State.Deactivating && !_deactivationStarted && _queue.Count == 0 && _runningReadOnly == 0 && !_exclusiveRunning)
+        if (_state == State.Deactivating && !_deactivationStarted && _queue.Count == 0
+            && _runningReadOnly == 0 && _runningInterleaving == 0 && !_exclusiveRunning)
         {
             _deactivationStarted = true;
             _exclusiveRunning = true;
@@ -334,8 +379,18 @@ internal sealed class GrainActivation
         var pending = default(PendingTurns);
         lock (_lock)
         {
-            if (item.IsReadOnly) _runningReadOnly--;
-            else _exclusiveRunning = false;
+            switch (item.Kind)
+            {
+                case TurnKind.ReadOnly:
+                    _runningReadOnly--;
+                    break;
+                case TurnKind.Interleaving:
+                    _runningInterleaving--;
+                    break;
+                default:
+                    _exclusiveRunning = false;
+                    break;
+            }
             if (item.IsCall)
             {
                 _callsInside--;
@@ -390,8 +445,9 @@ internal sealed class GrainActivation
         {
             Directory.Remove(this);
             _state = State.Invalid;
-            waiting = [.. _queue];
+            waiting = [.. _queue, .. _earlyInterleaving ?? []];
             _queue.Clear();
+            _earlyInterleaving = null;
             _callsInside = 0;
         }
         // Every call that was waiting for this activation fails with the activation's exception; the next call starts

@@ -22,13 +22,14 @@ public enum GrainMethodReturnKind : byte
 public sealed class GrainMethodDescription
 {
     private GrainMethodDescription(
-        MethodInfo method, ushort id, bool isReadOnly, GrainMethodReturnKind returnKind, Type? resultType,
+        MethodInfo method, ushort id, bool isReadOnly, bool isAlwaysInterleave, GrainMethodReturnKind returnKind, Type? resultType,
         Type[] parameterTypes, int cancellationTokenIndex,
         Func<object, ValueTask<object?>> awaitGrainResult, Func<ValueTask<object?>, object> toCallerResult)
     {
         Method = method;
         Id = id;
         IsReadOnly = isReadOnly;
+        IsAlwaysInterleave = isAlwaysInterleave;
         ReturnKind = returnKind;
         ResultType = resultType;
         ParameterTypes = parameterTypes;
@@ -45,6 +46,12 @@ public sealed class GrainMethodDescription
 
     /// <summary>True if the method carries <see cref="ReadOnlyAttribute"/> and may interleave with other read-only calls.</summary>
     public bool IsReadOnly { get; }
+
+    /// <summary>
+    /// True if the method carries <see cref="AlwaysInterleaveAttribute"/>: its calls are admitted at once, whatever the
+    /// activation is running, and never wait in the activation's queue. Never true together with <see cref="IsReadOnly"/>.
+    /// </summary>
+    public bool IsAlwaysInterleave { get; }
 
     /// <summary>The shape of the result.</summary>
     public GrainMethodReturnKind ReturnKind { get; }
@@ -105,6 +112,12 @@ public sealed class GrainMethodDescription
         }
 
         bool isReadOnly = method.IsDefined(typeof(ReadOnlyAttribute), inherit: false);
+        bool isAlwaysInterleave = method.IsDefined(typeof(AlwaysInterleaveAttribute), inherit: false);
+        if (isReadOnly && isAlwaysInterleave)
+        {
+            throw GrainInterfaceDescription.Invalid(
+                $"{member} has both [ReadOnly] and [AlwaysInterleave]; choose one. [AlwaysInterleave] already admits the call alongside anything, and [ReadOnly] would promise callers of other read-only methods that it never overlaps a writer.");
+        }
         var (awaitGrain, toCaller) = kind switch
         {
             GrainMethodReturnKind.Task => (ResultAdapters.AwaitTask, ResultAdapters.ToTask),
@@ -112,7 +125,7 @@ public sealed class GrainMethodDescription
             GrainMethodReturnKind.TaskOfT => (Bind<Func<object, ValueTask<object?>>>(nameof(ResultAdapters.AwaitTaskOf), resultType!), Bind<Func<ValueTask<object?>, object>>(nameof(ResultAdapters.ToTaskOf), resultType!)),
             _ => (Bind<Func<object, ValueTask<object?>>>(nameof(ResultAdapters.AwaitValueTaskOf), resultType!), Bind<Func<ValueTask<object?>, object>>(nameof(ResultAdapters.ToValueTaskOf), resultType!)),
         };
-        return new GrainMethodDescription(method, id, isReadOnly, kind, resultType, types, tokenIndex, awaitGrain, toCaller);
+        return new GrainMethodDescription(method, id, isReadOnly, isAlwaysInterleave, kind, resultType, types, tokenIndex, awaitGrain, toCaller);
     }
 
     private static string Describe(Type t) => t == typeof(void) ? "void" : t.Name;

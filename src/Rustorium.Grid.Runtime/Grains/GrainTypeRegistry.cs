@@ -31,6 +31,12 @@ public sealed class GrainTypeRegistration
 /// </remarks>
 public sealed class GrainTypeRegistry
 {
+    private static readonly (Type Attribute, string Name)[] ConcurrencyAttributes =
+    [
+        (typeof(ReadOnlyAttribute), "ReadOnly"),
+        (typeof(AlwaysInterleaveAttribute), "AlwaysInterleave"),
+    ];
+
     private readonly ConcurrentDictionary<string, GrainTypeRegistration> _byName = new(StringComparer.Ordinal);
     private readonly object _writeLock = new();
 
@@ -51,7 +57,8 @@ public sealed class GrainTypeRegistry
     /// <see cref="GridErrorCode.InvalidArgument"/> if the interface is not a valid grain interface (missing or duplicate
     /// <see cref="GrainMethodAttribute"/> ids, unsupported return types, ...), if the class is abstract, generic, not a
     /// <see cref="Grain"/>, does not implement the interface or has no public constructor, if the class puts
-    /// <see cref="ReadOnlyAttribute"/> on a method the interface does not mark read-only, or if the interface or its
+    /// <see cref="ReadOnlyAttribute"/> or <see cref="AlwaysInterleaveAttribute"/> on a method the interface does not mark
+    /// the same way, or if the interface or its
     /// grain type name is already registered to something else.
     /// </exception>
     public void Register(Type grainInterface, Type grainClass)
@@ -65,7 +72,7 @@ public sealed class GrainTypeRegistry
         if (!typeof(Grain).IsAssignableFrom(grainClass)) throw Invalid($"{what} must derive from {typeof(Grain).FullName}.");
         if (!grainInterface.IsAssignableFrom(grainClass)) throw Invalid($"{what} does not implement {grainInterface.FullName}.");
         if (grainClass.GetConstructors().Length == 0) throw Invalid($"{what} has no public constructor; grains are constructed with dependency injection.");
-        CheckReadOnlyPlacement(description, grainClass, what);
+        CheckConcurrencyAttributePlacement(description, grainClass, what);
 
         var registration = new GrainTypeRegistration(description, grainClass);
         lock (_writeLock)
@@ -88,17 +95,20 @@ public sealed class GrainTypeRegistry
         return _byName.TryGetValue(grainType, out registration);
     }
 
-    private static void CheckReadOnlyPlacement(GrainInterfaceDescription description, Type grainClass, string what)
+    private static void CheckConcurrencyAttributePlacement(GrainInterfaceDescription description, Type grainClass, string what)
     {
         foreach (Type declaring in description.Methods.Select(m => m.Method.DeclaringType!).Distinct())
         {
             InterfaceMapping map = grainClass.GetInterfaceMap(declaring);
             for (int i = 0; i < map.InterfaceMethods.Length; i++)
             {
-                if (map.TargetMethods[i].IsDefined(typeof(ReadOnlyAttribute), inherit: true)
-                    && !map.InterfaceMethods[i].IsDefined(typeof(ReadOnlyAttribute), inherit: false))
+                // On the class alone the attribute would silently do nothing: the runtime and callers read the interface.
+                foreach (var (attribute, name) in ConcurrencyAttributes)
                 {
-                    throw Invalid($"{what}: method {map.TargetMethods[i].Name} has [ReadOnly] but {declaring.Name}.{map.InterfaceMethods[i].Name} does not; put [ReadOnly] on the grain interface method, where callers and the runtime see it.");
+                    if (map.TargetMethods[i].IsDefined(attribute, inherit: true) && !map.InterfaceMethods[i].IsDefined(attribute, inherit: false))
+                    {
+                        throw Invalid($"{what}: method {map.TargetMethods[i].Name} has [{name}] but {declaring.Name}.{map.InterfaceMethods[i].Name} does not; put [{name}] on the grain interface method, where callers and the runtime see it.");
+                    }
                 }
             }
         }

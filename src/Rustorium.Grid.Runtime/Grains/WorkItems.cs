@@ -2,6 +2,22 @@ using System.Reflection;
 
 namespace Rustorium.Grid.Runtime.Grains;
 
+/// <summary>How a turn shares its activation with other turns.</summary>
+internal enum TurnKind : byte
+{
+    /// <summary>Runs alone: starts when nothing else runs, and nothing else starts until it finishes.</summary>
+    Exclusive,
+
+    /// <summary>Runs alongside other read-only turns, never alongside an exclusive or interleaving one.</summary>
+    ReadOnly,
+
+    /// <summary>
+    /// <see cref="AlwaysInterleaveAttribute"/>: admitted at once, whatever runs, without waiting in the queue. While it runs,
+    /// read-only and exclusive turns wait for it like for a writer.
+    /// </summary>
+    Interleaving,
+}
+
 /// <summary>
 /// Something that runs as a turn of an activation: a call or a timer tick. Starts at most once; an item that leaves the
 /// queue without running (cancelled, dropped, failed) is finished through <see cref="Abandon"/>.
@@ -14,8 +30,8 @@ internal abstract class WorkItem
 
     private int _state;
 
-    /// <summary>True if the item may run alongside other read-only items.</summary>
-    public abstract bool IsReadOnly { get; }
+    /// <summary>How the item shares the activation with other turns.</summary>
+    public abstract TurnKind Kind { get; }
 
     /// <summary>True for calls (they count as activity for idle collection; ticks do not).</summary>
     public abstract bool IsCall { get; }
@@ -52,6 +68,7 @@ internal sealed class CallWorkItem : WorkItem
         Call = call;
         Method = method;
         Registration = registration;
+        Kind = method.IsAlwaysInterleave ? TurnKind.Interleaving : method.IsReadOnly ? TurnKind.ReadOnly : TurnKind.Exclusive;
         _cancellationToken = cancellationToken;
         if (cancellationToken.CanBeCanceled)
             _cancellation = cancellationToken.UnsafeRegister(static state => ((CallWorkItem)state!).OnCancelled(), this);
@@ -65,7 +82,7 @@ internal sealed class CallWorkItem : WorkItem
 
     public Task<object?> Completion => _completion.Task;
 
-    public override bool IsReadOnly => Method.IsReadOnly;
+    public override TurnKind Kind { get; }
 
     public override bool IsCall => true;
 
@@ -126,7 +143,7 @@ internal sealed class TimerTickWorkItem : WorkItem
     /// <summary>Completes when the tick ran or was dropped; never faults.</summary>
     public Task Done => _done.Task;
 
-    public override bool IsReadOnly => false;
+    public override TurnKind Kind => TurnKind.Exclusive;
 
     public override bool IsCall => false;
 

@@ -1,0 +1,290 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Runtime.CompilerServices;
+using Rustorium.Grid.Runtime.Remoting;
+
+namespace Rustorium.Grid.Client;
+
+/// <summary>
+/// The .NET client of a Rustorium grid: routes each key to its shard's owner from a cached shard map, checks
+/// every proof it gets back, and refreshes the map and retries when a shard moved or a silo restarted.
+/// </summary>
+/// <example>
+/// <code>
+/// await using var grid = await GridClient.ConnectAsync(["127.0.0.1:7400"]);
+/// await grid.PutAsync("user:42"u8.ToArray(), "Ada"u8.ToArray());
+/// var read = await grid.ReadAsync("user:42"u8.ToArray());   // value + proof, already verified
+/// </code>
+/// </example>
+/// <remarks>Thread-safe; one instance per application is the intended use.</remarks>
+public sealed class GridClient : IAsyncDisposable
+{
+    private readonly GridClientOptions _options;
+    private readonly IReadOnlyList<string> _seeds;
+    private readonly ConcurrentDictionary<string, Lazy<Task<GrainClient>>> _silos = new(StringComparer.Ordinal);
+    private readonly SemaphoreSlim _mapRefresh = new(1, 1);
+    private volatile ShardMap? _map;
+
+    private GridClient(IReadOnlyList<string> seeds, GridClientOptions options)
+    {
+        _seeds = seeds;
+        _options = options;
+    }
+
+    /// <summary>Connects to the grid through any of <paramref name="endpoints"/> ("host:port") and loads the shard map.</summary>
+    /// <exception cref="GridException"><see cref="GridErrorCode.InvalidArgument"/> for bad endpoints or options;
+    /// <see cref="GridErrorCode.Unavailable"/> if no endpoint answers.</exception>
+    public static async Task<GridClient> ConnectAsync(IEnumerable<string> endpoints, GridClientOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(endpoints);
+        options ??= new GridClientOptions();
+        options.Validate();
+        var seeds = endpoints.ToList();
+        if (seeds.Count == 0) throw GridException.InvalidArgument("Give at least one silo endpoint (host:port).");
+        foreach (var e in seeds) ParseEndpoint(e);
+        var client = new GridClient(seeds, options);
+        await client.RefreshShardMapAsync(cancellationToken).ConfigureAwait(false);
+        return client;
+    }
+
+    /// <summary>The shard map the client routes with (refreshed on <see cref="GridErrorCode.NotOwner"/>).</summary>
+    public ShardMap ShardMap => _map ?? throw new InvalidOperationException("Not connected.");
+
+    // ------------------------------------------------------------------ writes
+
+    /// <summary>Sets <paramref name="key"/> to <paramref name="value"/>.</summary>
+    public Task<WriteResult> PutAsync(byte[] key, byte[] value, SyncMode? mode = null, CancellationToken cancellationToken = default)
+    {
+        CheckKey(key);
+        ArgumentNullException.ThrowIfNull(value);
+        _options.Limits.CheckValue(value);
+        return OnShardOfAsync(key, (shard, ct) => shard.PutAsync(key, value, mode ?? _options.DefaultSyncMode, ct), cancellationToken);
+    }
+
+    /// <summary>Removes <paramref name="key"/> (absent keys are fine).</summary>
+    public Task<WriteResult> DeleteAsync(byte[] key, SyncMode? mode = null, CancellationToken cancellationToken = default)
+    {
+        CheckKey(key);
+        return OnShardOfAsync(key, (shard, ct) => shard.DeleteAsync(key, mode ?? _options.DefaultSyncMode, ct), cancellationToken);
+    }
+
+    /// <summary>Applies <paramref name="operations"/> atomically. All keys must belong to one shard (cross-shard atomicity comes with transactions).</summary>
+    /// <exception cref="GridException"><see cref="GridErrorCode.InvalidArgument"/> if the keys span shards or an operation is bad.</exception>
+    public Task<WriteResult> BatchAsync(IReadOnlyList<BatchOperation> operations, SyncMode? mode = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(operations);
+        if (operations.Count == 0) throw GridException.InvalidArgument("A batch needs at least one operation.");
+        foreach (var op in operations)
+        {
+            CheckKey(op.Key);
+            if (op.Kind == BatchOperationKind.Put) _options.Limits.CheckValue(op.Value ?? throw GridException.InvalidArgument("A put needs a value."));
+        }
+        var first = ShardMap.Locate(operations[0].Key).ShardId;
+        foreach (var op in operations)
+        {
+            if (ShardMap.Locate(op.Key).ShardId != first)
+                throw GridException.InvalidArgument("The keys of a batch span more than one shard; use one batch per shard (transactions will lift this).");
+        }
+        var array = operations.ToArray();
+        return OnShardOfAsync(operations[0].Key, (shard, ct) => shard.BatchAsync(array, mode ?? _options.DefaultSyncMode, ct), cancellationToken);
+    }
+
+    /// <summary>Sets <paramref name="key"/> durably and returns the write with its proof (verified unless turned off).</summary>
+    public async Task<ProvenWriteResult> WriteWithProofAsync(byte[] key, byte[] value, CancellationToken cancellationToken = default)
+    {
+        CheckKey(key);
+        ArgumentNullException.ThrowIfNull(value);
+        _options.Limits.CheckValue(value);
+        var result = await OnShardOfAsync(key, (shard, ct) => shard.WriteWithProofAsync(key, value, ct), cancellationToken).ConfigureAwait(false);
+        if (_options.VerifyProofs) result.Proof.EnsureVerifies(key, value);
+        return result;
+    }
+
+    // ------------------------------------------------------------------ reads
+
+    /// <summary>The value of <paramref name="key"/>, or null; proved and verified unless verification is turned off.</summary>
+    public async Task<byte[]?> GetAsync(byte[] key, CancellationToken cancellationToken = default)
+    {
+        var read = await ReadAsync(key, _options.VerifyProofs, cancellationToken).ConfigureAwait(false);
+        return read.Value;
+    }
+
+    /// <summary>The value of <paramref name="key"/> with its version, region and proof (verified unless turned off).</summary>
+    public async Task<ReadResult> ReadAsync(byte[] key, bool withProof = true, CancellationToken cancellationToken = default)
+    {
+        CheckKey(key);
+        var read = await OnShardOfAsync(key, (shard, ct) => shard.ReadAsync(key, withProof, ct), cancellationToken).ConfigureAwait(false);
+        if (withProof && _options.VerifyProofs)
+        {
+            if (read.Proof is null) throw new GridException(GridErrorCode.VerificationFailed, "The silo answered a proved read without a proof.");
+            read.Proof.EnsureVerifies(key, read.Value);
+        }
+        return read;
+    }
+
+    /// <summary>
+    /// The rows with <paramref name="start"/> ≤ key &lt; <paramref name="end"/> (null: to the end of the key space), in
+    /// key order across shards, at most <paramref name="limit"/> of them (null: all), fetched page by page.
+    /// </summary>
+    public async IAsyncEnumerable<KeyValue> ScanAsync(byte[] start, byte[]? end = null, int? limit = null,
+        [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(start);
+        if (end is not null && KeyRange.Compare(start, end) > 0) throw GridException.InvalidArgument("Scan start is after its end.");
+        if (limit is < 1) throw GridException.InvalidArgument($"Scan limit must be positive; got {limit}.");
+        int left = limit ?? int.MaxValue;
+        var from = start;
+        while (left > 0)
+        {
+            var entry = ShardMap.Locate(from);
+            byte[]? to = end;
+            if (!entry.Range.IsUnbounded && (to is null || KeyRange.Compare(to, entry.Range.End) > 0)) to = entry.Range.End.ToArray();
+            var pageFrom = from;
+            var page = await OnShardOfAsync(from, (shard, ct) => shard.ScanAsync(pageFrom, to, Math.Min(left, _options.ScanPageSize), ct), cancellationToken).ConfigureAwait(false);
+            foreach (var item in page.Items)
+            {
+                yield return item;
+                if (--left == 0) yield break;
+            }
+            if (page.NextKey is not null) { from = page.NextKey; continue; }
+            // This shard is done: continue at the next shard's start, unless the scan ends here.
+            if (entry.Range.IsUnbounded || (end is not null && KeyRange.Compare(end, entry.Range.End) <= 0)) yield break;
+            from = entry.Range.End.ToArray();
+        }
+    }
+
+    // ------------------------------------------------------------------ grains and routing
+
+    /// <summary>A reference to a shard's grain on its owning silo, for direct grain calls.</summary>
+    public async Task<IShardGrain> GetShardGrainAsync(long shardId, CancellationToken cancellationToken = default)
+    {
+        var entry = ShardMap.Shards.FirstOrDefault(s => s.ShardId == shardId)
+            ?? throw new GridException(GridErrorCode.UnknownShard, $"Shard {shardId} is not in the shard map.");
+        var silo = await SiloAsync(entry.Endpoint, cancellationToken).ConfigureAwait(false);
+        return silo.GetGrain<IShardGrain>(shardId);
+    }
+
+    /// <summary>Reloads the shard map from any reachable silo.</summary>
+    public async Task<ShardMap> RefreshShardMapAsync(CancellationToken cancellationToken = default)
+    {
+        await _mapRefresh.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            GridException? last = null;
+            var candidates = (_map?.Shards.Select(s => s.Endpoint) ?? []).Concat(_seeds).Distinct().ToList();
+            foreach (var endpoint in candidates)
+            {
+                try
+                {
+                    var silo = await SiloAsync(endpoint, cancellationToken).ConfigureAwait(false);
+                    var map = await silo.GetGrain<IClusterGrain>(0).GetShardMapAsync(cancellationToken).ConfigureAwait(false);
+                    if (map.Shards.Length == 0) throw new GridException(GridErrorCode.Internal, $"Silo {endpoint} returned an empty shard map.");
+                    _map = map;
+                    return map;
+                }
+                catch (GridException ex) when (ex.Code is GridErrorCode.Unavailable or GridErrorCode.Timeout)
+                {
+                    Forget(endpoint);
+                    last = ex;
+                }
+            }
+            throw new GridException(GridErrorCode.Unavailable,
+                $"No silo answered ({string.Join(", ", candidates)}): {last?.Message ?? "no endpoints"}", last);
+        }
+        finally
+        {
+            _mapRefresh.Release();
+        }
+    }
+
+    private async Task<T> OnShardOfAsync<T>(byte[] key, Func<IShardGrain, CancellationToken, Task<T>> call, CancellationToken cancellationToken)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(_options.CallTimeout);
+        var ct = deadline.Token;
+        for (int attempt = 1; ; attempt++)
+        {
+            var entry = ShardMap.Locate(key);
+            try
+            {
+                var silo = await SiloAsync(entry.Endpoint, ct).ConfigureAwait(false);
+                return await call(silo.GetGrain<IShardGrain>(entry.ShardId), ct).ConfigureAwait(false);
+            }
+            catch (GridException ex) when (attempt < _options.MaxAttempts && ex.Code is GridErrorCode.NotOwner or GridErrorCode.Unavailable or GridErrorCode.UnknownShard)
+            {
+                // The shard moved or its silo restarted: forget the connection, reload the map, try again.
+                if (ex.Code == GridErrorCode.Unavailable) Forget(entry.Endpoint);
+                if (ex.Code == GridErrorCode.Unavailable) await Task.Delay(Backoff(attempt), ct).ConfigureAwait(false);
+                await RefreshShardMapAsync(ct).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested && deadline.IsCancellationRequested)
+            {
+                throw new GridException(GridErrorCode.Timeout, $"The call did not complete within {_options.CallTimeout.TotalSeconds:0.#} s.");
+            }
+        }
+    }
+
+    private static TimeSpan Backoff(int attempt) => TimeSpan.FromMilliseconds(Math.Min(1000, 50 * (1 << Math.Min(attempt, 5))));
+
+    private async Task<GrainClient> SiloAsync(string endpoint, CancellationToken cancellationToken)
+    {
+        var lazy = _silos.GetOrAdd(endpoint, e => new Lazy<Task<GrainClient>>(() => ConnectSiloAsync(e)));
+        try
+        {
+            return await lazy.Value.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (GridException)
+        {
+            _silos.TryRemove(new KeyValuePair<string, Lazy<Task<GrainClient>>>(endpoint, lazy));
+            throw;
+        }
+        catch (System.Net.Sockets.SocketException ex)
+        {
+            _silos.TryRemove(new KeyValuePair<string, Lazy<Task<GrainClient>>>(endpoint, lazy));
+            throw new GridException(GridErrorCode.Unavailable, $"Cannot reach silo {endpoint}: {ex.Message}", ex);
+        }
+    }
+
+    private static Task<GrainClient> ConnectSiloAsync(string endpoint) => GrainClient.ConnectAsync(ParseEndpoint(endpoint));
+
+    private void Forget(string endpoint)
+    {
+        if (_silos.TryRemove(endpoint, out var lazy) && lazy.IsValueCreated) _ = DisposeQuietlyAsync(lazy.Value);
+    }
+
+    private static async Task DisposeQuietlyAsync(Task<GrainClient> connecting)
+    {
+        try
+        {
+            await (await connecting.ConfigureAwait(false)).DisposeAsync().ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // A connection that failed or is already broken has nothing left to close.
+        }
+    }
+
+    private static IPEndPoint ParseEndpoint(string endpoint)
+    {
+        if (string.IsNullOrWhiteSpace(endpoint) || !IPEndPoint.TryParse(endpoint, out var ep) || ep.Port == 0)
+            throw GridException.InvalidArgument($"'{endpoint}' is not a silo endpoint: use host:port with a numeric IP, e.g. 127.0.0.1:7400.");
+        return ep;
+    }
+
+    private void CheckKey(byte[] key)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        _options.Limits.CheckKey(key);
+    }
+
+    /// <summary>Closes every connection.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var (_, lazy) in _silos)
+        {
+            if (lazy.IsValueCreated) await DisposeQuietlyAsync(lazy.Value).ConfigureAwait(false);
+        }
+        _silos.Clear();
+        _mapRefresh.Dispose();
+    }
+}

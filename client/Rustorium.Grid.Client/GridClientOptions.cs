@@ -1,0 +1,37 @@
+namespace Rustorium.Grid.Client;
+
+/// <summary>How a <see cref="GridClient"/> calls the grid. Defaults suit a client on the same network as its silos.</summary>
+public sealed record GridClientOptions
+{
+    /// <summary>Deadline of one call, including retries. Default 30 s.</summary>
+    public TimeSpan CallTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Verify every proof the grid returns (the default): a read or write whose proof does not show exactly the
+    /// returned answer fails with <see cref="GridErrorCode.VerificationFailed"/>. Turning it off also stops
+    /// <see cref="GridClient.GetAsync"/> from asking for proofs.
+    /// </summary>
+    public bool VerifyProofs { get; init; } = true;
+
+    /// <summary>Sync mode of writes that do not name one. Default <see cref="SyncMode.Full"/>.</summary>
+    public SyncMode DefaultSyncMode { get; init; } = SyncMode.Full;
+
+    /// <summary>Attempts per call when the shard moved (<see cref="GridErrorCode.NotOwner"/>) or a silo was unreachable. Default 5.</summary>
+    public int MaxAttempts { get; init; } = 5;
+
+    /// <summary>Limits checked on the client before anything is sent (the silo checks them again). Default <see cref="GridLimits.Default"/>.</summary>
+    public GridLimits Limits { get; init; } = GridLimits.Default;
+
+    /// <summary>Rows fetched per scan page. Default 1,000.</summary>
+    public int ScanPageSize { get; init; } = 1000;
+
+    /// <summary>Checks the options; throws <see cref="GridErrorCode.InvalidArgument"/> naming the bad one.</summary>
+    public void Validate()
+    {
+        if (CallTimeout <= TimeSpan.Zero) throw GridException.InvalidArgument($"CallTimeout must be positive; got {CallTimeout}.");
+        if (MaxAttempts < 1) throw GridException.InvalidArgument($"MaxAttempts must be at least 1; got {MaxAttempts}.");
+        if (ScanPageSize < 1) throw GridException.InvalidArgument($"ScanPageSize must be at least 1; got {ScanPageSize}.");
+        if (!Enum.IsDefined(DefaultSyncMode)) throw GridException.InvalidArgument($"DefaultSyncMode {DefaultSyncMode} is not a sync mode.");
+        Limits.Validate();
+    }
+}

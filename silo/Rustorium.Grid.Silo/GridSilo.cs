@@ -1,0 +1,225 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Rustorium.Grid.Grains.Hosting;
+using Rustorium.Grid.Runtime.Grains;
+using Rustorium.Grid.Storage;
+using Rustorium.Grid.Storage.Sqlite;
+
+namespace Rustorium.Grid.Silo;
+
+/// <summary>Exit codes of <c>rustorium-silo</c> (also listed by <c>--help</c> and docs/silo.md).</summary>
+public static class SiloExitCode
+{
+    /// <summary>Stopped cleanly (SIGTERM, Ctrl+C), or <c>--help</c>.</summary>
+    public const int Ok = 0;
+
+    /// <summary>Failed while starting, running or stopping (after the configuration was accepted).</summary>
+    public const int Failed = 1;
+
+    /// <summary>The configuration is invalid or cannot be used here: a bad value, an unknown option, a port in use, a data directory that cannot be written.</summary>
+    public const int InvalidConfiguration = 2;
+
+    /// <summary>The store could not be opened or initialised (corrupt file, I/O error, a newer schema).</summary>
+    public const int StoreUnavailable = 3;
+}
+
+/// <summary>
+/// The silo's life: read and check the configuration, open and initialise the store, start the grain runtime, the
+/// grid transport and the HTTP status endpoint; on SIGTERM or Ctrl+C stop accepting, drain requests in flight,
+/// deactivate every grain (each shard commits and folds what is queued), close the store.
+/// </summary>
+public static class GridSilo
+{
+    /// <summary>Runs a silo until it is told to stop; returns the process exit code (<see cref="SiloExitCode"/>).</summary>
+    /// <param name="args">Command-line arguments (see <c>--help</c>).</param>
+    /// <param name="output">Where <c>--help</c> goes.</param>
+    /// <param name="error">Where start-up problems go (one line each, no stack traces).</param>
+    /// <param name="stop">Stops the silo like SIGTERM does (for hosting it in-process).</param>
+    /// <param name="started">Called once the silo serves, with its status endpoint's base address (for hosting it in-process).</param>
+    public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error, CancellationToken stop = default,
+        Action<SiloEndpoints>? started = null)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        if (SiloConfiguration.IsHelpRequested(args))
+        {
+            await output.WriteLineAsync(SiloConfiguration.HelpText()).ConfigureAwait(false);
+            return SiloExitCode.Ok;
+        }
+
+        var (options, configuration, problems) = LoadOptions(args);
+        if (problems.Count > 0)
+        {
+            await error.WriteLineAsync("rustorium-silo cannot start:").ConfigureAwait(false);
+            foreach (var problem in problems) await error.WriteLineAsync("  " + problem).ConfigureAwait(false);
+            await error.WriteLineAsync("Run rustorium-silo --help for the options and their defaults.").ConfigureAwait(false);
+            return SiloExitCode.InvalidConfiguration;
+        }
+
+        var dataDirectory = options!.ResolveDataDirectory();
+        SqliteShardStore store;
+        try
+        {
+            store = await SqliteShardStore.OpenAsync(new SqliteShardStoreOptions { DataDirectory = dataDirectory }, stop).ConfigureAwait(false);
+        }
+        catch (GridException e)
+        {
+            await error.WriteLineAsync($"rustorium-silo cannot open the store in {dataDirectory}: {e.Message}").ConfigureAwait(false);
+            return e.Code == GridErrorCode.InvalidArgument ? SiloExitCode.InvalidConfiguration : SiloExitCode.StoreUnavailable;
+        }
+
+        int exit;
+        try
+        {
+            exit = await RunWithStoreAsync(options, configuration!, store, dataDirectory, error, stop, started).ConfigureAwait(false);
+        }
+        finally
+        {
+            try
+            {
+                await store.DisposeAsync().ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                await error.WriteLineAsync($"rustorium-silo: closing the store failed: {e.Message}").ConfigureAwait(false);
+                exit = SiloExitCode.Failed;
+            }
+        }
+        return exit;
+    }
+
+    /// <summary>Reads, binds and checks the options; the problems name their settings.</summary>
+    internal static (GridSiloOptions? Options, IConfigurationRoot? Configuration, List<string> Problems) LoadOptions(string[] args,
+        string? baseDirectory = null, IReadOnlyDictionary<string, string?>? environment = null)
+    {
+        var problems = new List<string>();
+        IConfigurationRoot configuration;
+        try
+        {
+            configuration = SiloConfiguration.Build(args, problems, baseDirectory, environment);
+        }
+        catch (Exception e) when (e is FormatException or InvalidDataException)
+        {
+            problems.Add($"Cannot read the configuration: {e.Message}");
+            return (null, null, problems);
+        }
+        var options = SiloConfiguration.Bind(configuration, problems);
+        if (problems.Count == 0) problems.AddRange(options.Validate());
+        if (problems.Count == 0) problems.AddRange(SiloEnvironmentChecks.Check(options));
+        return (options, configuration, problems);
+    }
+
+    private static async Task<int> RunWithStoreAsync(GridSiloOptions options, IConfiguration configuration, SqliteShardStore store,
+        string dataDirectory, TextWriter error, CancellationToken stop, Action<SiloEndpoints>? started)
+    {
+        IReadOnlyList<ShardState> shards;
+        try
+        {
+            shards = await store.InitializeAsync(InitialShardLayout.SplitOnFirstByte(options.InitialShards), stop).ConfigureAwait(false);
+        }
+        catch (GridException e)
+        {
+            await error.WriteLineAsync($"rustorium-silo cannot initialise the store {store.FilePath}: {e.Message}").ConfigureAwait(false);
+            return SiloExitCode.StoreUnavailable;
+        }
+
+        var silo = new LocalSiloDetails(options.ResolveName(), options.Region, options.ResolveEndpoint(options.Port));
+        var app = BuildApplication(options, configuration, store, silo, new SiloRunInfo(DateTimeOffset.UtcNow, dataDirectory));
+        var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Rustorium.Grid.Silo");
+        try
+        {
+            try
+            {
+                await app.StartAsync(stop).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                await error.WriteLineAsync($"rustorium-silo failed to start: {e.Message}").ConfigureAwait(false);
+                return e is IOException or GridException { Code: GridErrorCode.Unavailable }
+                    ? SiloExitCode.InvalidConfiguration   // a listener could not bind: the port was taken after the check
+                    : SiloExitCode.Failed;
+            }
+
+            var transport = app.Services.GetRequiredService<GridTransportService>();
+            var endpoints = new SiloEndpoints(silo.Endpoint, transport.LocalEndPoint!.ToString(), new Uri(app.Urls.First()));
+            logger.LogInformation("Silo {Name} (region {Region}) is serving {Shards} shards", silo.Name, silo.Region, shards.Count);
+            logger.LogInformation("Grid protocol: tcp://{Endpoint} (listening on {Listen})", endpoints.Grid, endpoints.GridListen);
+            logger.LogInformation("Status: {Status} (health: {Health})", new Uri(endpoints.Http, "/status"), new Uri(endpoints.Http, "/health"));
+            logger.LogInformation("Data directory: {Directory} (store {File})", dataDirectory, store.FilePath);
+            if (shards.Count != options.InitialShards)
+                logger.LogInformation("The store keeps its layout of {Shards} shards; Silo:InitialShards ({Initial}) applies to new stores only",
+                    shards.Count, options.InitialShards);
+            started?.Invoke(endpoints);
+
+            // Returns once SIGTERM, Ctrl+C or `stop` asked the host to stop and every hosted service stopped: the
+            // transport drained first, then the grain runtime deactivated every shard.
+            await app.WaitForShutdownAsync(stop).ConfigureAwait(false);
+            logger.LogInformation("Silo {Name} stopped; closing the store", silo.Name);
+            return SiloExitCode.Ok;
+        }
+        catch (Exception e)
+        {
+            await error.WriteLineAsync($"rustorium-silo failed: {e.Message}").ConfigureAwait(false);
+            return SiloExitCode.Failed;
+        }
+        finally
+        {
+            await app.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    private static WebApplication BuildApplication(GridSiloOptions options, IConfiguration configuration, IShardStore store,
+        LocalSiloDetails silo, SiloRunInfo run)
+    {
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
+        // One configuration for everything, read and checked already (RGRID_ environment, command line, appsettings.json).
+        builder.Configuration.Sources.Clear();
+        builder.Configuration.AddConfiguration(configuration);
+
+        builder.Logging.ClearProviders();
+        builder.Logging.AddConfiguration(configuration.GetSection("Logging"));
+        builder.Logging.AddSimpleConsole(console =>
+        {
+            console.SingleLine = true;
+            console.TimestampFormat = "HH:mm:ss.fff ";
+        });
+
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Listen(options.BindAddress, options.HttpPort));
+        builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = options.ShutdownTimeout);
+
+        builder.Services.AddSingleton(options);
+        builder.Services.AddSingleton(store);
+        builder.Services.AddSingleton(run);
+        builder.Services.AddShardGrains(silo, options.ToEngineOptions());
+        builder.Services.Configure<GrainCollectionOptions>(collection => collection.CollectionAge = options.GrainCollectionAge);
+        // Registered after the grain runtime, so it stops before it: requests drain, then the grains deactivate.
+        builder.Services.AddSingleton<GridTransportService>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<GridTransportService>());
+        builder.Services.AddSingleton<SiloStatusReader>();
+
+        var app = builder.Build();
+        app.MapGet("/health", () => Results.Text("ok"));
+        app.MapGet("/status", async (SiloStatusReader reader, CancellationToken cancellationToken) =>
+        {
+            try
+            {
+                return Results.Json(await reader.ReadAsync(cancellationToken).ConfigureAwait(false));
+            }
+            catch (GridException e)
+            {
+                return Results.Problem(e.Message, statusCode: StatusCodes.Status503ServiceUnavailable, title: e.Code.ToString());
+            }
+        });
+        return app;
+    }
+}
+
+/// <summary>Where a started silo serves.</summary>
+/// <param name="Grid">The advertised grid endpoint, <c>host:port</c>.</param>
+/// <param name="GridListen">The address the grid transport listens on.</param>
+/// <param name="Http">The HTTP base address (status, health).</param>
+public sealed record SiloEndpoints(string Grid, string GridListen, Uri Http);

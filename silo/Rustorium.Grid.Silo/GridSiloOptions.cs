@@ -1,0 +1,161 @@
+using System.Net;
+using System.Text;
+
+namespace Rustorium.Grid.Silo;
+
+/// <summary>
+/// The silo's settings: section <c>Silo</c> of the configuration (appsettings.json, then environment variables with
+/// the prefix <c>RGRID_</c> such as <c>RGRID_Silo__Port</c>, then the command line such as <c>--Silo:Port=7401</c> or
+/// <c>--port 7401</c>; later sources win). Every default is stated on its property and in docs/silo.md.
+/// </summary>
+public sealed class GridSiloOptions
+{
+    /// <summary>The configuration section.</summary>
+    public const string SectionName = "Silo";
+
+    /// <summary>Most shards a new store may be split into (one per value of the first key byte).</summary>
+    public const int MaxInitialShards = 256;
+
+    /// <summary>The silo's name (logs, status, the transport handshake). Default: <c>{machine name}-{port}</c>.</summary>
+    public string? Name { get; set; }
+
+    /// <summary>The region the silo runs in: 1..64 letters, digits, '.', '_' or '-'. Default <c>local</c>.</summary>
+    public string Region { get; set; } = "local";
+
+    /// <summary>The directory of the embedded SQLite store (created if missing; relative to the working directory). Default <c>./data/silo</c>.</summary>
+    public string DataDirectory { get; set; } = "./data/silo";
+
+    /// <summary>
+    /// The IP address both listeners bind: <c>127.0.0.1</c> (the default: loopback only), <c>0.0.0.0</c> or <c>::</c>
+    /// for every interface, or one interface's address. <c>localhost</c> means 127.0.0.1.
+    /// </summary>
+    public string Host { get; set; } = "127.0.0.1";
+
+    /// <summary>
+    /// The host name or address the shard map tells clients to connect to. Default: <see cref="Host"/>, or the machine's
+    /// host name when <see cref="Host"/> listens on every interface.
+    /// </summary>
+    public string? AdvertisedHost { get; set; }
+
+    /// <summary>TCP port of the grid protocol (0: any free port, reported in the log and in /status). Default 7400.</summary>
+    public int Port { get; set; } = 7400;
+
+    /// <summary>TCP port of the HTTP status endpoint (0: any free port, reported in the log). Default 7480.</summary>
+    public int HttpPort { get; set; } = 7480;
+
+    /// <summary>
+    /// How many shards a new, empty store is split into, evenly on the first key byte (8: [00,20), [20,40), … [e0,∞),
+    /// the first starting at the empty key). 1..256. Default 8. An existing store keeps its layout.
+    /// </summary>
+    public int InitialShards { get; set; } = 8;
+
+    /// <summary>The sync mode of writes that ask for the silo's default (mode 0). None, Async or Full. Default Full.</summary>
+    public SyncMode DefaultSyncMode { get; set; } = SyncMode.Full;
+
+    /// <summary>Key, value, batch and scan limits (<see cref="GridLimits"/>; the defaults are its defaults).</summary>
+    public GridLimits Limits { get; set; } = new();
+
+    /// <summary>How long a shard grain may stay idle before it is deactivated (its engine closed). Positive. Default 15 minutes.</summary>
+    public TimeSpan GrainCollectionAge { get; set; } = TimeSpan.FromMinutes(15);
+
+    /// <summary>On shutdown, how long requests in flight may run before they are cancelled. 0..10 minutes. Default 10 s.</summary>
+    public TimeSpan DrainTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// On shutdown, how long the whole stop (drain, then closing every shard: commit and fold what is queued) may take
+    /// before it is forced. More than <see cref="DrainTimeout"/>, at most 1 hour. Default 2 minutes.
+    /// </summary>
+    public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>The address the listeners bind. Call after <see cref="Validate"/>.</summary>
+    public IPAddress BindAddress =>
+        string.Equals(Host, "localhost", StringComparison.OrdinalIgnoreCase) ? IPAddress.Loopback : IPAddress.Parse(Host);
+
+    /// <summary>The silo's name: <see cref="Name"/> or its default.</summary>
+    public string ResolveName() => string.IsNullOrWhiteSpace(Name)
+        ? $"{Environment.MachineName.ToLowerInvariant()}-{(Port != 0 ? Port.ToString(System.Globalization.CultureInfo.InvariantCulture) : "pid" + Environment.ProcessId)}"
+        : Name;
+
+    /// <summary>The advertised grid endpoint (<c>host:port</c>) for a listener on <paramref name="port"/>.</summary>
+    public string ResolveEndpoint(int port)
+    {
+        var host = AdvertisedHost;
+        if (string.IsNullOrWhiteSpace(host))
+        {
+            var address = BindAddress;
+            host = address.Equals(IPAddress.Any) || address.Equals(IPAddress.IPv6Any) ? Dns.GetHostName() : address.ToString();
+        }
+        return host.Contains(':') && !host.StartsWith('[') ? $"[{host}]:{port}" : $"{host}:{port}";
+    }
+
+    /// <summary>The store's directory, absolute.</summary>
+    public string ResolveDataDirectory() => Path.GetFullPath(DataDirectory);
+
+    /// <summary>
+    /// Checks every value (no I/O); returns the problems found, each naming its setting (<c>Silo:Port</c>), empty if
+    /// none.
+    /// </summary>
+    public IReadOnlyList<string> Validate()
+    {
+        var problems = new List<string>();
+        if (Name is not null)
+        {
+            if (string.IsNullOrWhiteSpace(Name)) problems.Add("Silo:Name must not be blank (leave it unset for the default).");
+            else if (Encoding.UTF8.GetByteCount(Name) > 256 || Name.Any(char.IsControl))
+                problems.Add($"Silo:Name must be at most 256 UTF-8 bytes without control characters; got \"{Name}\".");
+        }
+        if (string.IsNullOrEmpty(Region) || Region.Length > 64 || !Region.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-'))
+            problems.Add($"Silo:Region must be 1..64 letters, digits, '.', '_' or '-'; got \"{Region}\".");
+        if (string.IsNullOrWhiteSpace(DataDirectory))
+            problems.Add("Silo:DataDirectory must name a directory.");
+        else
+        {
+            try
+            {
+                Path.GetFullPath(DataDirectory);
+            }
+            catch (Exception e) when (e is ArgumentException or NotSupportedException or PathTooLongException)
+            {
+                problems.Add($"Silo:DataDirectory \"{DataDirectory}\" is not a valid path: {e.Message}");
+            }
+        }
+        if (string.IsNullOrWhiteSpace(Host) || (!string.Equals(Host, "localhost", StringComparison.OrdinalIgnoreCase) && !IPAddress.TryParse(Host, out _)))
+            problems.Add($"Silo:Host must be an IP address (127.0.0.1 for this machine only, 0.0.0.0 or :: for every interface) or localhost; got \"{Host}\".");
+        if (AdvertisedHost is not null && (string.IsNullOrWhiteSpace(AdvertisedHost) || AdvertisedHost.Any(c => char.IsWhiteSpace(c) || char.IsControl(c) || c == '/')))
+            problems.Add($"Silo:AdvertisedHost must be a host name or an address; got \"{AdvertisedHost}\".");
+        if (Port is < 0 or > 65535) problems.Add($"Silo:Port must be 0..65535 (0: any free port); got {Port}.");
+        if (HttpPort is < 0 or > 65535) problems.Add($"Silo:HttpPort must be 0..65535 (0: any free port); got {HttpPort}.");
+        if (Port != 0 && Port == HttpPort) problems.Add($"Silo:Port and Silo:HttpPort must differ; both are {Port}.");
+        if (InitialShards is < 1 or > MaxInitialShards)
+            problems.Add($"Silo:InitialShards must be 1..{MaxInitialShards} (the key space is split on the first key byte); got {InitialShards}.");
+        if (!Enum.IsDefined(DefaultSyncMode))
+            problems.Add($"Silo:DefaultSyncMode must be one of {string.Join(", ", Enum.GetNames<SyncMode>())}; got {(int)DefaultSyncMode}.");
+        if (Limits is null) problems.Add("Silo:Limits must not be null.");
+        else
+        {
+            try
+            {
+                Limits.Validate();
+            }
+            catch (GridException e)
+            {
+                problems.Add($"Silo:Limits:{e.Message}");
+            }
+        }
+        if (GrainCollectionAge <= TimeSpan.Zero)
+            problems.Add($"Silo:GrainCollectionAge must be a positive duration (e.g. 00:15:00); got {GrainCollectionAge}.");
+        if (DrainTimeout < TimeSpan.Zero || DrainTimeout > TimeSpan.FromMinutes(10))
+            problems.Add($"Silo:DrainTimeout must be 00:00:00..00:10:00; got {DrainTimeout}.");
+        if (ShutdownTimeout <= DrainTimeout || ShutdownTimeout > TimeSpan.FromHours(1))
+            problems.Add($"Silo:ShutdownTimeout must be more than Silo:DrainTimeout ({DrainTimeout}) and at most 01:00:00; got {ShutdownTimeout}.");
+        return problems;
+    }
+
+    /// <summary>The engine options every shard of this silo opens with.</summary>
+    public Grains.Shards.ShardEngineOptions ToEngineOptions() => new()
+    {
+        Limits = Limits,
+        DefaultSyncMode = DefaultSyncMode,
+        Region = Region,
+    };
+}

@@ -1,0 +1,3 @@
+using Rustorium.Grid.Silo;
+
+return await GridSilo.RunAsync(args, Console.Out, Console.Error);

@@ -1,0 +1,30 @@
+using System.Collections.Concurrent;
+
+namespace Rustorium.Grid.Grains.Shards;
+
+/// <summary>
+/// The shards whose grain is active in this silo right now (an engine is open and serving). Lets a status page tell
+/// live shards from stored ones without calling, and so activating, any grain.
+/// </summary>
+public sealed class ActiveShards
+{
+    private readonly ConcurrentDictionary<long, byte> _ids = new();
+
+    /// <summary>True while shard <paramref name="shardId"/> has an active grain in this silo.</summary>
+    public bool Contains(long shardId) => _ids.ContainsKey(shardId);
+
+    /// <summary>How many shards are active.</summary>
+    public int Count => _ids.Count;
+
+    /// <summary>A snapshot of the active shard ids, ascending.</summary>
+    public long[] Snapshot()
+    {
+        var ids = _ids.Keys.ToArray();
+        Array.Sort(ids);
+        return ids;
+    }
+
+    internal void Add(long shardId) => _ids[shardId] = 0;
+
+    internal void Remove(long shardId) => _ids.TryRemove(shardId, out _);
+}
