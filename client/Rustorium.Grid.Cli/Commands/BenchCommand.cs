@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using Rustorium.Grid.Cli.Bench;
 using Rustorium.Grid.Cli.Help;
+using Rustorium.Grid.Client;
 using Rustorium.Grid.Crypto.Poseidon;
 
 namespace Rustorium.Grid.Cli.Commands;
@@ -20,10 +21,11 @@ internal static class BenchCommand
                 numbers). Progress goes to stderr; results to stdout, as text or with --json as one JSON object.
                 For careful micro-benchmarks use tests/Rustorium.Grid.Benchmarks (BenchmarkDotNet).
                 """,
-            Examples = ["grid bench poseidon --seconds 5", "grid bench smt --leaves 100000 --batch 1000 --json"],
+            Examples = ["grid bench poseidon --seconds 5", "grid bench smt --leaves 100000 --batch 1000 --json", "grid bench load --endpoint 127.0.0.1:7400 --duration 10"],
         };
         bench.Subcommands.Add(CreatePoseidon(console));
         bench.Subcommands.Add(CreateSmt(console));
+        bench.Subcommands.Add(CreateLoad(console));
         return bench;
     }
 
@@ -158,6 +160,131 @@ internal static class BenchCommand
             return (int)ExitCode.Ok;
         });
         return command;
+    }
+
+    private static Command CreateLoad(GridConsole console)
+    {
+        var endpoint = new Option<string[]>("--endpoint")
+        {
+            Description = "Silo endpoint(s), host:port with a numeric IP. Default 127.0.0.1:7400 (or $RGRID_ENDPOINT).",
+            HelpName = "host:port",
+            AllowMultipleArgumentsPerToken = true,
+        };
+        var concurrency = new Option<int>("--concurrency") { Description = "Concurrent workers (async, over one GridClient).", HelpName = "N", DefaultValueFactory = _ => 64 }.InRange(1, 100_000);
+        var duration = new Option<double>("--duration") { Description = "Seconds to run (fractions allowed).", HelpName = "S", DefaultValueFactory = _ => 10 }.Positive();
+        var readRatio = new Option<double>("--read-ratio") { Description = "Share of operations that are reads, 0 to 1 (0: writes only).", HelpName = "R", DefaultValueFactory = _ => 0 };
+        readRatio.CustomParser = result =>
+        {
+            var token = result.Tokens.Count == 0 ? "" : result.Tokens[^1].Value;
+            if (double.TryParse(token, NumberStyles.Float, CultureInfo.InvariantCulture, out double r) && r is >= 0 and <= 1) return r;
+            result.AddError($"--read-ratio must be a number from 0 to 1; got '{token}'.");
+            return 0;
+        };
+        var limits = GridLimits.Default;
+        var keySize = new Option<int>("--key-size") { Description = "Key length in bytes.", HelpName = "B", DefaultValueFactory = _ => 16 }.InRange(1, limits.MaxKeyBytes);
+        var valueSize = new Option<int>("--value-size") { Description = "Value length in bytes.", HelpName = "B", DefaultValueFactory = _ => 100 }.InRange(0, limits.MaxValueBytes);
+        var keys = new Option<int>("--keys") { Description = "Size of the key space the keys are drawn from (uniformly).", HelpName = "K", DefaultValueFactory = _ => 100_000 }.InRange(1, LoadBenchmark.MaxKeys);
+        var sync = new Option<SyncMode?>("--sync") { Description = "Durability of the writes: Full (default), Async or None. Not with --proof (writes with proof are always Full)." };
+        var proof = new Option<bool>("--proof") { Description = "Reads ask for proofs and verify them; writes are write-with-proof (durable, proof verified)." };
+        var preload = new Option<bool>("--preload") { Description = "Write every key of the key space once (SyncMode.Async, untimed) before the timed run, so reads find values." };
+        var json = new Option<bool>("--json") { Description = "Print one JSON object on stdout (see below)." };
+
+        var command = new GridCommand("load", "Load a running grid: N concurrent workers of reads and writes for S seconds; ops/s and latency percentiles.")
+        {
+            Details = """
+                Keys: K keys of --key-size bytes, spread evenly over the first key byte (as the silo's initial shards
+                are), drawn uniformly at random; each worker writes its own random value of --value-size bytes.
+                Without --proof, reads do not ask for proofs. Each worker records latencies (from the call to its
+                completion, in µs, log-linear buckets: under 1.6 % error) in preallocated histograms, merged at the end.
+                Progress (ops and ops/s) goes to stderr once per second. Failed calls are counted as errors, not timed.
+                JSON fields: concurrency, seconds, readRatio, keys, keySize, valueSize, sync, proof, ops,
+                opsPerSecond, errors, firstError, preloadSeconds, and writes / reads objects with ops, opsPerSecond,
+                meanMs, p50Ms, p99Ms, p999Ms, maxMs (latencies null when there were no such operations).
+                """,
+            Examples =
+            [
+                "grid bench load --sync Full --concurrency 64 --duration 10",
+                "grid bench load --keys 10000 --preload --read-ratio 1 --json",
+                "grid bench load --proof --duration 5",
+            ],
+            ExitCodes =
+            [
+                (ExitCode.Ok, "measured (errors, if any, are reported in the result)"),
+                (ExitCode.BadInput, "an option out of range, or a key space that cannot be built"),
+                (ExitCode.Unavailable, "no silo reachable"),
+            ],
+        };
+        foreach (var option in new Option[] { endpoint, concurrency, duration, readRatio, keySize, valueSize, keys, sync, proof, preload, json })
+            command.Options.Add(option);
+
+        command.SetAction(async (parse, ct) =>
+        {
+            bool withProof = parse.GetValue(proof);
+            var syncMode = parse.GetValue(sync);
+            if (withProof && syncMode is not null and not SyncMode.Full)
+                throw GridCommandException.BadInput($"--proof writes are always durable (write with proof): --sync {syncMode} cannot apply.");
+            if (syncMode is { } m && !Enum.IsDefined(m)) throw GridCommandException.BadInput($"--sync must be Full, Async or None; got '{m}'.");
+            if (LoadBenchmark.KeySpaceProblem(parse.GetValue(keySize), parse.GetValue(keys)) is { } problem) throw GridCommandException.BadInput(problem);
+            var options = new LoadOptions(
+                parse.GetValue(concurrency), TimeSpan.FromSeconds(parse.GetValue(duration)), parse.GetValue(readRatio),
+                parse.GetValue(keySize), parse.GetValue(valueSize), parse.GetValue(keys), syncMode ?? SyncMode.Full, withProof, parse.GetValue(preload));
+
+            return await DataCommands.ConnectAndRunAsync(parse.GetValue(endpoint), async grid =>
+            {
+                var result = await LoadBenchmark.RunAsync(console, grid, options, ct).ConfigureAwait(false);
+                if (result.Ops == 0 && result.Errors > 0)
+                    throw new GridException(GridErrorCode.Unavailable, $"every call failed ({result.Errors:N0} errors); first: {result.FirstError}");
+                if (parse.GetValue(json)) console.Out.WriteLine(Json(w => WriteLoad(w, result)));
+                else WriteLoadText(console.Out, result);
+                return ExitCode.Ok;
+            }, ct).ConfigureAwait(false);
+        });
+        return command;
+    }
+
+    private static void WriteLoad(Utf8JsonWriter w, LoadResult r)
+    {
+        var o = r.Options;
+        w.WriteNumber("concurrency", o.Concurrency);
+        w.WriteNumber("seconds", Math.Round(r.Elapsed.TotalSeconds, 3));
+        w.WriteNumber("readRatio", o.ReadRatio);
+        w.WriteNumber("keys", o.Keys);
+        w.WriteNumber("keySize", o.KeySize);
+        w.WriteNumber("valueSize", o.ValueSize);
+        w.WriteString("sync", o.Proof ? "Full" : o.Sync.ToString());
+        w.WriteBoolean("proof", o.Proof);
+        w.WriteNumber("ops", r.Ops);
+        w.WriteNumber("opsPerSecond", Math.Round(r.OpsPerSecond, 1));
+        w.WriteNumber("errors", r.Errors);
+        if (r.FirstError is null) w.WriteNull("firstError"); else w.WriteString("firstError", r.FirstError);
+        if (r.PreloadTime is { } p) w.WriteNumber("preloadSeconds", Math.Round(p.TotalSeconds, 3)); else w.WriteNull("preloadSeconds");
+        WriteOps(w, "writes", r.Writes);
+        WriteOps(w, "reads", r.Reads);
+    }
+
+    private static void WriteOps(Utf8JsonWriter w, string name, LoadOpStats s)
+    {
+        w.WriteStartObject(name);
+        w.WriteNumber("ops", s.Ops);
+        w.WriteNumber("opsPerSecond", Math.Round(s.OpsPerSecond, 1));
+        foreach (var (field, value) in new[] { ("meanMs", s.MeanMs), ("p50Ms", s.P50Ms), ("p99Ms", s.P99Ms), ("p999Ms", s.P999Ms), ("maxMs", s.MaxMs) })
+        {
+            if (value is { } v) w.WriteNumber(field, v); else w.WriteNull(field);
+        }
+        w.WriteEndObject();
+    }
+
+    private static void WriteLoadText(TextWriter o, LoadResult r)
+    {
+        var opt = r.Options;
+        o.WriteLine(Invariant($"load:   {opt.Concurrency} workers, {r.Elapsed.TotalSeconds:F2} s, read ratio {opt.ReadRatio}, {opt.Keys:N0} keys of {opt.KeySize} B, values {opt.ValueSize} B, {(opt.Proof ? "with proofs (writes Full)" : $"sync {opt.Sync}")}"));
+        o.WriteLine(Invariant($"total:  {r.OpsPerSecond:N0} ops/s ({r.Ops:N0} ops, {r.Errors:N0} errors)"));
+        foreach (var (name, s) in new[] { ("writes", r.Writes), ("reads", r.Reads) })
+        {
+            if (s.Ops == 0) continue;
+            o.WriteLine(Invariant($"{name + ":",-7} {s.OpsPerSecond:N0} ops/s ({s.Ops:N0}), latency ms: p50 {s.P50Ms:F3}  p99 {s.P99Ms:F3}  p99.9 {s.P999Ms:F3}  max {s.MaxMs:F3}  mean {s.MeanMs:F3}"));
+        }
+        if (r.FirstError is not null) o.WriteLine($"first error: {r.FirstError}");
     }
 
     private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);

@@ -10,7 +10,7 @@ namespace Rustorium.Grid.Cli.Commands;
 /// <c>grid put|get|delete|scan|status</c>: talk to a running grid through <see cref="GridClient"/>. Every read is
 /// proved by the silo and verified here before it is printed.
 /// </summary>
-internal static class DataCommands
+internal static partial class DataCommands
 {
     private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
@@ -47,6 +47,9 @@ internal static class DataCommands
         yield return Delete(console);
         yield return Scan(console);
         yield return Status(console);
+        yield return Batch(console);
+        yield return Prove(console);
+        yield return Verify(console);
     }
 
     private static Command Put(GridConsole console)
@@ -192,9 +195,15 @@ internal static class DataCommands
 
     // ------------------------------------------------------------------ plumbing
 
-    private static async Task<int> RunAsync(GridConsole console, ParseResult parse, Common common, Func<GridClient, Task<ExitCode>> body, CancellationToken ct)
+    private static Task<int> RunAsync(GridConsole console, ParseResult parse, Common common, Func<GridClient, Task<ExitCode>> body, CancellationToken ct)
+        => ConnectAndRunAsync(parse.GetValue(common.Endpoint), body, ct);
+
+    /// <summary>
+    /// Connects to <paramref name="endpoints"/> (default $RGRID_ENDPOINT, then 127.0.0.1:7400), runs
+    /// <paramref name="body"/> and maps <see cref="GridException"/> to exit codes. Shared with <c>grid bench load</c>.
+    /// </summary>
+    internal static async Task<int> ConnectAndRunAsync(string[]? endpoints, Func<GridClient, Task<ExitCode>> body, CancellationToken ct)
     {
-        var endpoints = parse.GetValue(common.Endpoint);
         if (endpoints is null || endpoints.Length == 0)
             endpoints = [Environment.GetEnvironmentVariable("RGRID_ENDPOINT") is { Length: > 0 } env ? env : "127.0.0.1:7400"];
         try
