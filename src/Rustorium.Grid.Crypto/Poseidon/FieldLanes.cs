@@ -156,15 +156,9 @@ internal static class FieldLanes
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void AddConstant(ref Lanes r, ReadOnlySpan<ulong> c)
     {
-        var mask = Vector512.Create(Mask);
-        var carry = Vector512<ulong>.Zero;
-        for (int k = 0; k < Limbs; k++)
-        {
-            var v = r[k] + Vector512.Create(c[k]) + carry;
-            r[k] = v & mask;
-            carry = v >> LimbBits;
-        }
-        SubtractTwoPIfAbove(ref r);
+        Unsafe.SkipInit(out Lanes broadcast);
+        for (int k = 0; k < Limbs; k++) broadcast[k] = Vector512.Create(c[k]);
+        Add(r, broadcast, out r); // Add reads limb k before writing it, so r may be both input and output
     }
 
     // Values below 4p come in; values below 2p go out.

@@ -62,13 +62,7 @@ public static class PoseidonBytes
             {
                 var data = items[group[g]];
                 inputs[g * arity] = Fr.FromUInt64((ulong)data.Length);
-                for (int c = 0; c < chunks; c++)
-                {
-                    var slice = data.AsSpan(c * ChunkSize, Math.Min(ChunkSize, data.Length - c * ChunkSize));
-                    le.Clear();
-                    for (int j = 0; j < slice.Length; j++) le[ChunkSize - 1 - j] = slice[j];
-                    inputs[g * arity + 1 + c] = Fr.FromBytesLittleEndian(le);
-                }
+                for (int c = 0; c < chunks; c++) inputs[g * arity + 1 + c] = Chunk(data, c, le);
             }
             PoseidonHash.HashMany(inputs, arity, hashes);
             for (int g = 0; g < group.Count; g++) output[group[g]] = hashes[g];
@@ -87,16 +81,21 @@ public static class PoseidonBytes
         do
         {
             int inBlock = Math.Min(ChunksPerBlock, chunks - chunk);
-            for (int i = 0; i < inBlock; i++, chunk++)
-            {
-                var slice = data.Slice(chunk * ChunkSize, Math.Min(ChunkSize, data.Length - chunk * ChunkSize));
-                // Big-endian 31-byte chunk, right-padded with zeros: byte j of the chunk has weight 256^(30-j).
-                le.Clear();
-                for (int j = 0; j < slice.Length; j++) le[ChunkSize - 1 - j] = slice[j];
-                block[1 + i] = Fr.FromBytesLittleEndian(le);
-            }
+            for (int i = 0; i < inBlock; i++, chunk++) block[1 + i] = Chunk(data, chunk, le);
             block[0] = PoseidonHash.Hash(block[..(1 + inBlock)]);
         } while (chunk < chunks);
         return block[0];
+    }
+
+    /// <summary>
+    /// Chunk <paramref name="index"/> of <paramref name="data"/> as a field element: 31 bytes big-endian, the last
+    /// chunk right-padded with zeros (byte j of the chunk has weight 256^(30−j)). <paramref name="scratch"/> is 32 bytes.
+    /// </summary>
+    private static Fr Chunk(ReadOnlySpan<byte> data, int index, Span<byte> scratch)
+    {
+        var slice = data.Slice(index * ChunkSize, Math.Min(ChunkSize, data.Length - index * ChunkSize));
+        scratch.Clear();
+        for (int j = 0; j < slice.Length; j++) scratch[ChunkSize - 1 - j] = slice[j];
+        return Fr.FromBytesLittleEndian(scratch);
     }
 }
