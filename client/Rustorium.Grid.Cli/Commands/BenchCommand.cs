@@ -64,7 +64,7 @@ internal static class BenchCommand
             var result = PoseidonBenchmark.Run(parse.GetValue(inputs), TimeSpan.FromSeconds(parse.GetValue(seconds)), parse.GetValue(batched), ct);
             if (parse.GetValue(json))
             {
-                console.Out.WriteLine(Json(w =>
+                console.Out.WriteLine(JsonText.Object(w =>
                 {
                     w.WriteNumber("hashesPerSecond", Math.Round(result.HashesPerSecond, 1));
                     w.WriteNumber("inputs", result.Inputs);
@@ -133,7 +133,7 @@ internal static class BenchCommand
                 console, parse.GetValue(leaves), parse.GetValue(inserts), parse.GetValue(batch), ct).ConfigureAwait(false);
             if (parse.GetValue(json))
             {
-                console.Out.WriteLine(Json(w =>
+                console.Out.WriteLine(JsonText.Object(w =>
                 {
                     w.WriteNumber("leaves", result.Leaves);
                     w.WriteNumber("fillSeconds", Math.Round(result.Fill.TotalSeconds, 3));
@@ -234,7 +234,7 @@ internal static class BenchCommand
                 var result = await LoadBenchmark.RunAsync(console, grid, options, ct).ConfigureAwait(false);
                 if (result.Ops == 0 && result.Errors > 0)
                     throw new GridException(GridErrorCode.Unavailable, $"every call failed ({result.Errors:N0} errors); first: {result.FirstError}");
-                if (parse.GetValue(json)) console.Out.WriteLine(Json(w => WriteLoad(w, result)));
+                if (parse.GetValue(json)) console.Out.WriteLine(JsonText.Object(w => WriteLoad(w, result)));
                 else WriteLoadText(console.Out, result);
                 return ExitCode.Ok;
             }, ct).ConfigureAwait(false);
@@ -288,16 +288,4 @@ internal static class BenchCommand
     }
 
     private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
-
-    private static string Json(Action<Utf8JsonWriter> writeProperties)
-    {
-        using var buffer = new MemoryStream();
-        using (var writer = new Utf8JsonWriter(buffer))
-        {
-            writer.WriteStartObject();
-            writeProperties(writer);
-            writer.WriteEndObject();
-        }
-        return Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length);
-    }
 }

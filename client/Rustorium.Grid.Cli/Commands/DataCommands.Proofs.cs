@@ -138,12 +138,8 @@ internal static partial class DataCommands
         return command;
     }
 
-    internal static string ProofJson(ShardProof p, byte[] key, byte[]? value)
-    {
-        using var buffer = new MemoryStream();
-        using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true }))
+    internal static string ProofJson(ShardProof p, byte[] key, byte[]? value) => JsonText.Object(w =>
         {
-            w.WriteStartObject();
             w.WriteNumber("shard", p.ShardId);
             w.WriteString("rangeStart", Convert.ToHexStringLower(p.Range.Start));
             if (p.Range.IsUnbounded) w.WriteNull("rangeEnd"); else w.WriteString("rangeEnd", Convert.ToHexStringLower(p.Range.End));
@@ -152,11 +148,9 @@ internal static partial class DataCommands
             w.WriteString("key", Convert.ToHexStringLower(key));
             if (value is null) w.WriteNull("value"); else w.WriteString("value", Convert.ToHexStringLower(value));
             w.WritePropertyName("proof");
-            using (var proof = JsonDocument.Parse(p.Proof.ToJson())) proof.RootElement.WriteTo(w);
-            w.WriteEndObject();
-        }
-        return Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length);
-    }
+            using var proof = JsonDocument.Parse(p.Proof.ToJson());
+            proof.RootElement.WriteTo(w);
+        }, indented: true);
 
     private static Command Verify(GridConsole console)
     {

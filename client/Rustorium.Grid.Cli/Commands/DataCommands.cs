@@ -266,13 +266,6 @@ internal static partial class DataCommands
             console.Out.WriteLine(text);
             return;
         }
-        using var buffer = new MemoryStream();
-        using (var writer = new Utf8JsonWriter(buffer))
-        {
-            writer.WriteStartObject();
-            properties(writer);
-            writer.WriteEndObject();
-        }
-        console.Out.WriteLine(Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length));
+        console.Out.WriteLine(JsonText.Object(properties));
     }
 }
