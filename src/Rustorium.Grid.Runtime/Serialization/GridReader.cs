@@ -1,5 +1,5 @@
 using System.Buffers;
-using System.Buffers.Binary;
+using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Unicode;
@@ -157,48 +157,28 @@ public ref struct GridReader
     }
 
     /// <summary>2 bytes little-endian.</summary>
-    public ushort ReadUInt16()
-    {
-        if (_span.Length - _index >= 2)
-        {
-            ushort v = BinaryPrimitives.ReadUInt16LittleEndian(_span[_index..]);
-            _index += 2;
-            return v;
-        }
-        Span<byte> tmp = stackalloc byte[2];
-        Need(2, "a u16");
-        CopyUnchecked(tmp);
-        return BinaryPrimitives.ReadUInt16LittleEndian(tmp);
-    }
+    public ushort ReadUInt16() => ReadFixed<ushort>("a u16");
 
     /// <summary>4 bytes little-endian.</summary>
-    public uint ReadUInt32()
-    {
-        if (_span.Length - _index >= 4)
-        {
-            uint v = BinaryPrimitives.ReadUInt32LittleEndian(_span[_index..]);
-            _index += 4;
-            return v;
-        }
-        Span<byte> tmp = stackalloc byte[4];
-        Need(4, "a u32");
-        CopyUnchecked(tmp);
-        return BinaryPrimitives.ReadUInt32LittleEndian(tmp);
-    }
+    public uint ReadUInt32() => ReadFixed<uint>("a u32");
 
     /// <summary>8 bytes little-endian.</summary>
-    public ulong ReadUInt64()
+    public ulong ReadUInt64() => ReadFixed<ulong>("a u64");
+
+    /// <summary>A fixed-width little-endian unsigned integer: straight from the current segment when it holds all of it, else gathered.</summary>
+    private T ReadFixed<T>(string what) where T : unmanaged, IBinaryInteger<T>, IUnsignedNumber<T>
     {
-        if (_span.Length - _index >= 8)
+        int size = Unsafe.SizeOf<T>();
+        if (_span.Length - _index >= size)
         {
-            ulong v = BinaryPrimitives.ReadUInt64LittleEndian(_span[_index..]);
-            _index += 8;
+            var v = T.ReadLittleEndian(_span.Slice(_index, size), isUnsigned: true);
+            _index += size;
             return v;
         }
         Span<byte> tmp = stackalloc byte[8];
-        Need(8, "a u64");
-        CopyUnchecked(tmp);
-        return BinaryPrimitives.ReadUInt64LittleEndian(tmp);
+        Need(size, what);
+        CopyUnchecked(tmp[..size]);
+        return T.ReadLittleEndian(tmp[..size], isUnsigned: true);
     }
 
     /// <summary>2 bytes little-endian, two's complement.</summary>
