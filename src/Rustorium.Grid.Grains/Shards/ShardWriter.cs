@@ -27,7 +27,6 @@ internal sealed class ShardWriter : IAsyncDisposable
     private readonly Action<GridException> _fenced;
     private readonly Channel<PendingWrite> _queue;
     private readonly Task _loop;
-    private readonly CancellationTokenSource _stop = new();
     private long _version;
 
     public ShardWriter(IShardStore store, long shardId, long epoch, long version, ShardEngineOptions options,
@@ -85,35 +84,27 @@ internal sealed class ShardWriter : IAsyncDisposable
                 if (provenKeys.Contains(row.Key) || (next.Proof is not null && groupKeys.Contains(row.Key))) return false;
             return true;
         }
-        try
+        // Ends once the queue is completed (DisposeAsync, or fencing) and drained: every queued write gets committed
+        // or failed by CommitGroupAsync, so nothing is left waiting.
+        while (await reader.WaitToReadAsync().ConfigureAwait(false))
         {
-            while (await reader.WaitToReadAsync(_stop.Token).ConfigureAwait(false))
+            group.Clear();
+            groupKeys.Clear();
+            provenKeys.Clear();
+            int rows = 0;
+            while (rows < _options.MaxGroupRows && reader.TryPeek(out var next) && (group.Count == 0 || Fits(next)))
             {
-                group.Clear();
-                groupKeys.Clear();
-                provenKeys.Clear();
-                int rows = 0;
-                while (rows < _options.MaxGroupRows && reader.TryPeek(out var next) && (group.Count == 0 || Fits(next)))
+                reader.TryRead(out _);
+                group.Add(next);
+                rows += next.Rows.Length;
+                foreach (var row in next.Rows)
                 {
-                    reader.TryRead(out _);
-                    group.Add(next);
-                    rows += next.Rows.Length;
-                    foreach (var row in next.Rows)
-                    {
-                        groupKeys.Add(row.Key);
-                        if (next.Proof is not null) provenKeys.Add(row.Key);
-                    }
+                    groupKeys.Add(row.Key);
+                    if (next.Proof is not null) provenKeys.Add(row.Key);
                 }
-                if (group.Count > 0) await CommitGroupAsync(group).ConfigureAwait(false);
             }
+            if (group.Count > 0) await CommitGroupAsync(group).ConfigureAwait(false);
         }
-        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
-        {
-        }
-        // Whatever is still queued will never commit: tell its callers.
-        var closing = new GridException(GridErrorCode.Unavailable, $"Shard {_shardId} closed before the write was committed.");
-        foreach (var p in group) p.Fail(closing);
-        while (reader.TryRead(out var left)) left.Fail(closing);
     }
 
     private async Task CommitGroupAsync(List<PendingWrite> group)
@@ -229,7 +220,6 @@ internal sealed class ShardWriter : IAsyncDisposable
     {
         _queue.Writer.TryComplete();
         await _loop.ConfigureAwait(false);
-        _stop.Dispose();
     }
 
     internal static long NowMicros() => (DateTime.UtcNow - DateTime.UnixEpoch).Ticks / 10;
