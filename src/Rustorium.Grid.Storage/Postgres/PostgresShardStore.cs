@@ -1,0 +1,558 @@
+using System.Buffers;
+using System.Data;
+using Npgsql;
+using NpgsqlTypes;
+using Rustorium.Grid.Crypto;
+using Rustorium.Grid.Crypto.Smt;
+
+namespace Rustorium.Grid.Storage.Postgres;
+
+/// <summary>
+/// The shard store on PostgreSQL: every shard of a grid in one schema that all silos share, so ownership (the epoch on
+/// the shard's row) and data commits are checked against the same row. Open it with <see cref="OpenAsync"/>. See
+/// docs/storage.md.
+/// </summary>
+/// <remarks>
+/// <para><b>Commits.</b> One transaction and one batch (a single round trip, then COMMIT): the shard's row is locked and
+/// its epoch and version checked, rows are upserted and deleted as whole arrays, tree nodes removed then added, and the
+/// shard moved. The store checks the range and counts the keys itself from what the statements did; a refused commit is
+/// rolled back and changes nothing.</para>
+/// <para><b>Durability.</b> Sessions run with <c>synchronous_commit=on</c>: a commit's task completes after the server
+/// flushed it to its write-ahead log (and to synchronous standbys, if configured).</para>
+/// <para><b>Sessions</b> come from a pool (<see cref="NpgsqlDataSource"/>) with the schema as search path, a statement
+/// timeout and an idle-in-transaction timeout (<see cref="PostgresShardStoreOptions"/>), so a silo paused in the middle
+/// of a commit blocks the shard's new owner for at most that long.</para>
+/// <para><b>Reads</b> see every commit whose task has completed; nothing is cached here (the layer above caches).</para>
+/// </remarks>
+public sealed class PostgresShardStore : IShardStore
+{
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly string _where;
+    private int _disposed;
+
+    private PostgresShardStore(PostgresShardStoreOptions options, NpgsqlDataSource dataSource, string where)
+    {
+        Options = options;
+        _dataSource = dataSource;
+        _where = where;
+    }
+
+    /// <summary>The options the store was opened with.</summary>
+    public PostgresShardStoreOptions Options { get; }
+
+    /// <summary>The schema version this build creates and expects (the highest embedded migration).</summary>
+    public static int SchemaVersion => PostgresMigrator.LatestVersion;
+
+    /// <summary>The sessions of the store (for tests and the tools that share its settings).</summary>
+    internal NpgsqlDataSource DataSource => _dataSource;
+
+    /// <summary>
+    /// Validates the options, connects, creates the schema if needed and applies pending migrations (once, even when silos
+    /// start together).
+    /// </summary>
+    /// <exception cref="GridException"><see cref="GridErrorCode.InvalidArgument"/> for bad options;
+    /// <see cref="GridErrorCode.Unavailable"/> if the server cannot be reached or refuses the credentials;
+    /// <see cref="GridErrorCode.Corrupted"/> if the schema was migrated by a newer build or an edited script;
+    /// <see cref="GridErrorCode.Timeout"/> if migrating waited too long for another silo.</exception>
+    public static async Task<PostgresShardStore> OpenAsync(PostgresShardStoreOptions options, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var builder = options.BuildSessionConnectionString(); // validates
+        var where = options.Describe();
+        var dataSource = new NpgsqlDataSourceBuilder(builder.ConnectionString).Build();
+        try
+        {
+            await using var connection = await OpenConnectionAsync(dataSource, where, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await PostgresMigrator.MigrateAsync(connection, options.Schema, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (PostgresErrors.IsDatabaseFailure(e))
+            {
+                throw PostgresErrors.Map(e, where, "Migrating the schema");
+            }
+            return new PostgresShardStore(options, dataSource, where);
+        }
+        catch
+        {
+            await dataSource.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    // ---------------------------------------------------------------- IShardStore
+
+    /// <inheritdoc />
+    /// <remarks>Safe when several silos initialise one empty schema at the same moment: the creation runs under a
+    /// transaction-scoped advisory lock, so exactly one layout is created and every caller returns it.</remarks>
+    public async ValueTask<IReadOnlyList<ShardState>> InitializeAsync(IReadOnlyList<KeyRange> initialLayout, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(initialLayout);
+        ThrowIfDisposed();
+        const string operation = "Initialising the shard layout";
+        await using var connection = await OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            // Usual case (every silo start after the first): the layout exists, no lock needed.
+            var existing = await ReadShardsAsync(connection, null, cancellationToken).ConfigureAwait(false);
+            if (existing.Count > 0) return existing;
+
+            await using var tx = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+            long count;
+            await using (var batch = new NpgsqlBatch(connection, tx))
+            {
+                batch.BatchCommands.Add(Command(PostgresStatements.LockInitialize, Text("schema", Options.Schema)));
+                batch.BatchCommands.Add(Command(PostgresStatements.CountShards));
+                await using var r = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+                await r.NextResultAsync(cancellationToken).ConfigureAwait(false);
+                await r.ReadAsync(cancellationToken).ConfigureAwait(false);
+                count = r.GetInt64(0);
+            }
+            if (count == 0)
+            {
+                var sorted = ShardLayout.Validate(initialLayout); // refused: the transaction rolls back, nothing was written
+                var ids = new long[sorted.Count];
+                var starts = new byte[sorted.Count][];
+                var ends = new byte[]?[sorted.Count];
+                for (int i = 0; i < sorted.Count; i++)
+                {
+                    ids[i] = i + 1;
+                    starts[i] = sorted[i].Start.ToArray();
+                    ends[i] = sorted[i].IsUnbounded ? null : sorted[i].End.ToArray();
+                }
+                await using var insert = new NpgsqlCommand(PostgresStatements.InsertShards, connection, tx);
+                insert.Parameters.Add(new NpgsqlParameter<long[]>("ids", NpgsqlDbType.Array | NpgsqlDbType.Bigint) { TypedValue = ids });
+                insert.Parameters.Add(new NpgsqlParameter<byte[][]>("starts", NpgsqlDbType.Array | NpgsqlDbType.Bytea) { TypedValue = starts });
+                insert.Parameters.Add(new NpgsqlParameter<byte[]?[]>("ends", NpgsqlDbType.Array | NpgsqlDbType.Bytea) { TypedValue = ends });
+                insert.Parameters.Add(Bytes("root", FieldBytes.ToBytes(Fr.Zero)));
+                insert.Parameters.Add(Int64("updated_at", NowMicros()));
+                await insert.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            }
+            var shards = await ReadShardsAsync(connection, tx, cancellationToken).ConfigureAwait(false);
+            await tx.CommitAsync(CancellationToken.None).ConfigureAwait(false);
+            return shards;
+        }
+        catch (Exception e) when (PostgresErrors.IsDatabaseFailure(e))
+        {
+            throw PostgresErrors.Map(e, _where, operation);
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<IReadOnlyList<ShardState>> ListShardsAsync(CancellationToken cancellationToken)
+    {
+        ThrowIfDisposed();
+        await using var connection = await OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await ReadShardsAsync(connection, null, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (PostgresErrors.IsDatabaseFailure(e))
+        {
+            throw PostgresErrors.Map(e, _where, "Listing shards");
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<ShardState> GetShardAsync(long shardId, CancellationToken cancellationToken)
+    {
+        ThrowIfDisposed();
+        await using var connection = await OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await using var command = new NpgsqlCommand(PostgresStatements.SelectShard, connection);
+            command.Parameters.Add(Int64("id", shardId));
+            await using var r = await command.ExecuteReaderAsync(CommandBehavior.SingleRow, cancellationToken).ConfigureAwait(false);
+            return await r.ReadAsync(cancellationToken).ConfigureAwait(false) ? ReadShard(r) : throw CommitChecks.UnknownShard(shardId);
+        }
+        catch (Exception e) when (PostgresErrors.IsDatabaseFailure(e))
+        {
+            throw PostgresErrors.Map(e, _where, $"Reading shard {shardId}");
+        }
+    }
+
+    /// <inheritdoc />
+    /// <remarks>One autocommitted statement on the shard's row: it waits for a commit of the shard in flight (which then
+    /// applies under the old epoch, before the claim) and every later commit with the old epoch is refused.</remarks>
+    public async ValueTask<ShardState> ClaimAsync(long shardId, CancellationToken cancellationToken)
+    {
+        ThrowIfDisposed();
+        await using var connection = await OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await using var command = new NpgsqlCommand(PostgresStatements.ClaimShard, connection);
+            command.Parameters.Add(Int64("id", shardId));
+            await using var r = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            return await r.ReadAsync(cancellationToken).ConfigureAwait(false) ? ReadShard(r) : throw CommitChecks.UnknownShard(shardId);
+        }
+        catch (Exception e) when (PostgresErrors.IsDatabaseFailure(e))
+        {
+            throw PostgresErrors.Map(e, _where, $"Claiming shard {shardId}");
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<StoredRow?> GetAsync(long shardId, ReadOnlyMemory<byte> key, CancellationToken cancellationToken)
+    {
+        ThrowIfDisposed();
+        await using var connection = await OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await using var command = new NpgsqlCommand(PostgresStatements.SelectRow, connection);
+            command.Parameters.Add(Int64("id", shardId));
+            command.Parameters.Add(new NpgsqlParameter<ReadOnlyMemory<byte>>("key", NpgsqlDbType.Bytea) { TypedValue = key });
+            await using var r = await command.ExecuteReaderAsync(CommandBehavior.SingleRow, cancellationToken).ConfigureAwait(false);
+            if (!await r.ReadAsync(cancellationToken).ConfigureAwait(false)) throw CommitChecks.UnknownShard(shardId);
+            if (await r.IsDBNullAsync(0, cancellationToken).ConfigureAwait(false)) return null;
+            // Never hand the caller's own array back inside the result.
+            return new StoredRow(key.ToArray(), r.GetFieldValue<byte[]>(0), r.GetInt64(1), r.GetInt64(2));
+        }
+        catch (Exception e) when (PostgresErrors.IsDatabaseFailure(e))
+        {
+            throw PostgresErrors.Map(e, _where, $"Reading a row of shard {shardId}");
+        }
+    }
+
+    /// <inheritdoc />
+    /// <exception cref="GridException"><see cref="GridErrorCode.InvalidArgument"/> if <paramref name="limit"/> &lt; 1 or end &lt; start;
+    /// <see cref="GridErrorCode.UnknownShard"/>.</exception>
+    public async ValueTask<IReadOnlyList<StoredRow>> ScanAsync(long shardId, ReadOnlyMemory<byte> start, ReadOnlyMemory<byte>? end, int limit,
+        CancellationToken cancellationToken)
+    {
+        ThrowIfDisposed();
+        if (limit < 1) throw GridException.InvalidArgument($"Scan limit must be at least 1; got {limit}.");
+        if (end is { } e && KeyRange.Compare(e.Span, start.Span) < 0)
+            throw GridException.InvalidArgument(
+                $"Scan end {Convert.ToHexStringLower(e.Span)} is before its start {Convert.ToHexStringLower(start.Span)}.");
+        await using var connection = await OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var rows = new List<StoredRow>();
+            await using (var command = new NpgsqlCommand(end is null ? PostgresStatements.ScanRowsToEnd : PostgresStatements.ScanRows, connection))
+            {
+                command.Parameters.Add(Int64("id", shardId));
+                command.Parameters.Add(new NpgsqlParameter<ReadOnlyMemory<byte>>("start", NpgsqlDbType.Bytea) { TypedValue = start });
+                if (end is { } bound) command.Parameters.Add(new NpgsqlParameter<ReadOnlyMemory<byte>>("end", NpgsqlDbType.Bytea) { TypedValue = bound });
+                command.Parameters.Add(Int64("limit", limit));
+                await using var r = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+                while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
+                    rows.Add(new StoredRow(r.GetFieldValue<byte[]>(0), r.GetFieldValue<byte[]>(1), r.GetInt64(2), r.GetInt64(3)));
+            }
+            if (rows.Count == 0 && !await ShardExistsAsync(connection, shardId, cancellationToken).ConfigureAwait(false))
+                throw CommitChecks.UnknownShard(shardId);
+            return rows;
+        }
+        catch (Exception ex) when (PostgresErrors.IsDatabaseFailure(ex))
+        {
+            throw PostgresErrors.Map(ex, _where, $"Scanning shard {shardId}");
+        }
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// One transaction: a batch of at most six statements in one round trip (lock and read the shard's row, the
+    /// conditional update of the shard, the row upsert and the row delete as arrays, the node removal and addition as
+    /// packed records), then COMMIT — or ROLLBACK when the shard is unknown, the epoch or version moved (<see cref="GridErrorCode.Conflict"/>),
+    /// a key is outside the range or the key count the statements produced is not <see cref="ShardCommit.NewKeyCount"/>
+    /// (<see cref="GridErrorCode.InvalidArgument"/>). Cancellation is honoured until COMMIT is sent, never during it.
+    /// </remarks>
+    public async ValueTask CommitAsync(ShardCommit commit, CancellationToken cancellationToken)
+    {
+        ThrowIfDisposed();
+        var sorted = CommitChecks.CheckAndSortRows(commit, out int count);
+        byte[]? removed = null, added = null;
+        try
+        {
+            int puts = 0;
+            for (int i = 0; i < count; i++)
+                if (sorted[i].Value is not null) puts++;
+            byte[][] putKeys = new byte[puts][], putValues = new byte[puts][], deleteKeys = new byte[count - puts][];
+            for (int i = 0, p = 0, d = 0; i < count; i++)
+            {
+                if (sorted[i].Value is { } value)
+                {
+                    putKeys[p] = sorted[i].Key;
+                    putValues[p++] = value;
+                }
+                else
+                {
+                    deleteKeys[d++] = sorted[i].Key;
+                }
+            }
+            int removedLength = PackRemovedNodes(commit, out removed);
+            int addedLength = PackAddedNodes(commit, out added);
+
+            await using var connection = await OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await using var tx = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+                await using var batch = new NpgsqlBatch(connection, tx);
+                batch.BatchCommands.Add(Command(PostgresStatements.LockShardForCommit, Int64("id", commit.ShardId)));
+                batch.BatchCommands.Add(Command(PostgresStatements.UpdateShardAfterCommit,
+                    Int64("id", commit.ShardId), Int64("epoch", commit.Epoch), Int64("expected_version", commit.ExpectedVersion),
+                    Int64("new_version", commit.NewVersion), Bytes("root", FieldBytes.ToBytes(commit.NewRoot)),
+                    Int64("key_count", commit.NewKeyCount), Int64("ts", commit.TimestampMicros)));
+                if (putKeys.Length > 0)
+                    batch.BatchCommands.Add(Command(PostgresStatements.UpsertRows,
+                        Int64("id", commit.ShardId), Int64("new_version", commit.NewVersion), Int64("ts", commit.TimestampMicros),
+                        ByteArrays("keys", putKeys), ByteArrays("values", putValues)));
+                if (deleteKeys.Length > 0)
+                    batch.BatchCommands.Add(Command(PostgresStatements.DeleteRows, Int64("id", commit.ShardId), ByteArrays("keys", deleteKeys)));
+                if (removedLength > 0)
+                    batch.BatchCommands.Add(Command(PostgresStatements.DeleteNodes,
+                        Int64("id", commit.ShardId), Packed("hashes", removed!, removedLength)));
+                if (addedLength > 0)
+                    batch.BatchCommands.Add(Command(PostgresStatements.InsertNodes,
+                        Int64("id", commit.ShardId), Packed("nodes", added!, addedLength)));
+
+                bool known, applied;
+                long storedEpoch = 0, storedVersion = 0, storedKeyCount = 0, inserted = 0, deleted = 0;
+                KeyRange? range = null;
+                await using (var r = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    known = await r.ReadAsync(cancellationToken).ConfigureAwait(false);
+                    if (known)
+                    {
+                        storedEpoch = r.GetInt64(0);
+                        storedVersion = r.GetInt64(1);
+                        range = ReadRange(r, 2, commit.ShardId);
+                        storedKeyCount = r.GetInt64(4);
+                    }
+                    await r.NextResultAsync(cancellationToken).ConfigureAwait(false);
+                    applied = await r.ReadAsync(cancellationToken).ConfigureAwait(false);
+                    if (putKeys.Length > 0) inserted = await NextCountAsync(r, cancellationToken).ConfigureAwait(false);
+                    if (deleteKeys.Length > 0) deleted = await NextCountAsync(r, cancellationToken).ConfigureAwait(false);
+                }
+                // Every refusal below leaves the transaction uncommitted: disposing it rolls everything back.
+                if (!known) throw CommitChecks.UnknownShard(commit.ShardId);
+                if (storedEpoch != commit.Epoch || storedVersion != commit.ExpectedVersion) throw CommitChecks.Conflict(commit, storedEpoch, storedVersion);
+                if (!applied) throw new GridException(GridErrorCode.Internal, $"Shard {commit.ShardId} changed under its own row lock.");
+                CommitChecks.CheckInRange(commit, range!, sorted.AsSpan(0, count));
+                CommitChecks.CheckKeyCount(commit, storedKeyCount, inserted, deleted);
+                try
+                {
+                    // Not cancellable: a COMMIT cut short would leave its outcome unknown to the caller.
+                    await tx.CommitAsync(CancellationToken.None).ConfigureAwait(false);
+                }
+                catch (Exception e) when (PostgresErrors.IsDatabaseFailure(e))
+                {
+                    var failure = PostgresErrors.Map(e, _where, $"Committing to shard {commit.ShardId}");
+                    throw new GridException(failure.Code,
+                        failure.Message + " The connection failed during COMMIT: the commit may or may not have been applied; re-read the shard's version.", e);
+                }
+            }
+            catch (Exception e) when (PostgresErrors.IsDatabaseFailure(e))
+            {
+                throw PostgresErrors.Map(e, _where, $"Committing to shard {commit.ShardId}");
+            }
+        }
+        finally
+        {
+            CommitChecks.ReturnRows(sorted);
+            if (removed is not null) ArrayPool<byte>.Shared.Return(removed);
+            if (added is not null) ArrayPool<byte>.Shared.Return(added);
+        }
+    }
+
+    /// <inheritdoc />
+    /// <remarks>Each lookup rents a pooled session for one primary-key query, synchronously (the tree's node store is
+    /// synchronous). An unknown shard simply has no nodes.</remarks>
+    public IShardNodeReader OpenNodeReader(long shardId)
+    {
+        ThrowIfDisposed();
+        return new NodeReader(this, shardId);
+    }
+
+    /// <summary>
+    /// Closes the store's sessions (a session still in use closes when its call returns). Afterwards every call throws
+    /// <see cref="ObjectDisposedException"/>. The data stays in PostgreSQL.
+    /// </summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        await _dataSource.DisposeAsync().ConfigureAwait(false);
+    }
+
+    // ---------------------------------------------------------------- helpers
+
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+
+    private ValueTask<NpgsqlConnection> OpenConnectionAsync(CancellationToken cancellationToken) =>
+        OpenConnectionAsync(_dataSource, _where, cancellationToken);
+
+    private static async ValueTask<NpgsqlConnection> OpenConnectionAsync(NpgsqlDataSource dataSource, string where, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (PostgresErrors.IsDatabaseFailure(e))
+        {
+            throw PostgresErrors.Connect(e, where);
+        }
+    }
+
+    private static async Task<List<ShardState>> ReadShardsAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(PostgresStatements.SelectShards, connection, tx);
+        await using var r = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        var shards = new List<ShardState>();
+        while (await r.ReadAsync(cancellationToken).ConfigureAwait(false)) shards.Add(ReadShard(r));
+        return shards;
+    }
+
+    private static async Task<bool> ShardExistsAsync(NpgsqlConnection connection, long shardId, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(PostgresStatements.ShardExists, connection);
+        command.Parameters.Add(Int64("id", shardId));
+        return (bool)(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
+    }
+
+    private static async Task<long> NextCountAsync(NpgsqlDataReader r, CancellationToken cancellationToken)
+    {
+        await r.NextResultAsync(cancellationToken).ConfigureAwait(false);
+        await r.ReadAsync(cancellationToken).ConfigureAwait(false);
+        return r.GetInt64(0);
+    }
+
+    /// <summary>The removed hashes packed back to back (32 bytes each) in a pooled buffer; returns the used length.</summary>
+    private static int PackRemovedNodes(ShardCommit commit, out byte[]? buffer)
+    {
+        var hashes = commit.RemovedNodes;
+        buffer = null;
+        if (hashes.Count == 0) return 0;
+        int length = hashes.Count * FieldBytes.Length;
+        buffer = ArrayPool<byte>.Shared.Rent(length);
+        for (int i = 0; i < hashes.Count; i++) hashes[i].WriteBigEndian(buffer.AsSpan(i * FieldBytes.Length, FieldBytes.Length));
+        return length;
+    }
+
+    /// <summary>The added nodes as packed records (kind, hash, a, b) in a pooled buffer; returns the used length.</summary>
+    /// <exception cref="GridException"><see cref="GridErrorCode.InvalidArgument"/> for an entry that is not a node.</exception>
+    private static int PackAddedNodes(ShardCommit commit, out byte[]? buffer)
+    {
+        var nodes = commit.AddedNodes;
+        buffer = null;
+        if (nodes.Count == 0) return 0;
+        const int record = PostgresStatements.NodeRecordLength, field = FieldBytes.Length;
+        int length = nodes.Count * record;
+        buffer = ArrayPool<byte>.Shared.Rent(length);
+        for (int i = 0; i < nodes.Count; i++)
+        {
+            var (hash, node) = nodes[i];
+            var target = buffer.AsSpan(i * record, record);
+            switch (node.Kind)
+            {
+                case SmtNodeKind.Middle:
+                    node.Left.WriteBigEndian(target.Slice(1 + field, field));
+                    node.Right.WriteBigEndian(target.Slice(1 + 2 * field, field));
+                    break;
+                case SmtNodeKind.Leaf:
+                    node.Key.WriteBigEndian(target.Slice(1 + field, field));
+                    node.Value.WriteBigEndian(target.Slice(1 + 2 * field, field));
+                    break;
+                default:
+                    throw GridException.InvalidArgument($"Commit to shard {commit.ShardId} refused: AddedNodes[{i}] ({hash}) is not a node (kind {(byte)node.Kind}).");
+            }
+            target[0] = (byte)node.Kind;
+            hash.WriteBigEndian(target.Slice(1, field));
+        }
+        return length;
+    }
+
+    private static NpgsqlBatchCommand Command(string sql, params NpgsqlParameter[] parameters)
+    {
+        var command = new NpgsqlBatchCommand(sql);
+        foreach (var p in parameters) command.Parameters.Add(p);
+        return command;
+    }
+
+    private static NpgsqlParameter<long> Int64(string name, long value) => new(name, NpgsqlDbType.Bigint) { TypedValue = value };
+
+    private static NpgsqlParameter<string> Text(string name, string value) => new(name, NpgsqlDbType.Text) { TypedValue = value };
+
+    private static NpgsqlParameter<byte[]> Bytes(string name, byte[] value) => new(name, NpgsqlDbType.Bytea) { TypedValue = value };
+
+    private static NpgsqlParameter<byte[][]> ByteArrays(string name, byte[][] value) =>
+        new(name, NpgsqlDbType.Array | NpgsqlDbType.Bytea) { TypedValue = value };
+
+    private static NpgsqlParameter<ReadOnlyMemory<byte>> Packed(string name, byte[] buffer, int length) =>
+        new(name, NpgsqlDbType.Bytea) { TypedValue = buffer.AsMemory(0, length) };
+
+    /// <summary>A shard row in <see cref="PostgresStatements"/>' shard column order.</summary>
+    private static ShardState ReadShard(NpgsqlDataReader r)
+    {
+        long id = r.GetInt64(0);
+        var range = ReadRange(r, 1, id);
+        var root = FieldBytes.Read(r.GetFieldValue<byte[]>(5), $"root of shard {id}");
+        return new ShardState(id, range, r.GetInt64(3), r.GetInt64(4), root, r.GetInt64(6), r.GetInt64(7));
+    }
+
+    /// <summary>A range from (range_start, range_end) at <paramref name="ordinal"/> and the next column.</summary>
+    private static KeyRange ReadRange(NpgsqlDataReader r, int ordinal, long shardId)
+    {
+        var start = r.GetFieldValue<byte[]>(ordinal);
+        var end = r.IsDBNull(ordinal + 1) ? null : r.GetFieldValue<byte[]>(ordinal + 1);
+        try
+        {
+            return new KeyRange(start, end);
+        }
+        catch (GridException e)
+        {
+            throw new GridException(GridErrorCode.Corrupted, $"Stored range of shard {shardId} is invalid: {e.Message}", e);
+        }
+    }
+
+    private static long NowMicros() => (DateTime.UtcNow.Ticks - DateTime.UnixEpoch.Ticks) / 10;
+
+    private sealed class NodeReader(PostgresShardStore store, long shardId) : IShardNodeReader
+    {
+        public bool TryGetNode(in Fr hash, out SmtNode node)
+        {
+            store.ThrowIfDisposed();
+            NpgsqlConnection connection;
+            try
+            {
+                connection = store._dataSource.OpenConnection();
+            }
+            catch (Exception e) when (PostgresErrors.IsDatabaseFailure(e))
+            {
+                throw PostgresErrors.Connect(e, store._where);
+            }
+            using (connection)
+            {
+                try
+                {
+                    using var command = new NpgsqlCommand(PostgresStatements.SelectNode, connection);
+                    command.Parameters.Add(Int64("id", shardId));
+                    command.Parameters.Add(Bytes("hash", FieldBytes.ToBytes(hash)));
+                    using var r = command.ExecuteReader(CommandBehavior.SingleRow);
+                    if (!r.Read())
+                    {
+                        node = default;
+                        return false;
+                    }
+                    short kind = r.GetInt16(0);
+                    var a = FieldBytes.Read(r.GetFieldValue<byte[]>(1), $"child/key of node {hash}");
+                    var b = FieldBytes.Read(r.GetFieldValue<byte[]>(2), $"child/value of node {hash}");
+                    node = kind switch
+                    {
+                        (short)SmtNodeKind.Middle => SmtNode.Middle(a, b),
+                        (short)SmtNodeKind.Leaf => SmtNode.Leaf(a, b),
+                        _ => throw new GridException(GridErrorCode.Corrupted, $"Stored node {hash} has unknown kind {kind}: the store is corrupt."),
+                    };
+                    return true;
+                }
+                catch (Exception e) when (PostgresErrors.IsDatabaseFailure(e))
+                {
+                    throw PostgresErrors.Map(e, store._where, $"Reading a tree node of shard {shardId}");
+                }
+            }
+        }
+
+        public void Dispose()
+        {
+            // Holds no session of its own.
+        }
+    }
+}

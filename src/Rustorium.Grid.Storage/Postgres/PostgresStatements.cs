@@ -1,0 +1,106 @@
+namespace Rustorium.Grid.Storage.Postgres;
+
+/// <summary>
+/// Every SQL statement the PostgreSQL provider runs after its schema exists, in one place. The schema itself lives in
+/// the versioned scripts under <c>Postgres/Sql/</c> (applied by <see cref="PostgresMigrator"/>).
+/// </summary>
+/// <remarks>
+/// Tables are named without a schema: every session of the store has <c>search_path</c> set to the store's schema. All
+/// values are bound as parameters. Bulk statements take whole arrays (<c>unnest</c>) or one packed <c>bytea</c> of
+/// fixed-width records (tree nodes), so a commit is a handful of statements whatever its size, and every statement of
+/// the commit batch returns exactly one result set, so the batch's results are read in statement order.
+/// </remarks>
+internal static class PostgresStatements
+{
+    // ---------------------------------------------------------------- shards
+
+    private const string ShardColumns = "id, range_start, range_end, version, epoch, root, key_count, updated_at";
+
+    public const string SelectShards = "SELECT " + ShardColumns + " FROM shards ORDER BY range_start";
+
+    public const string SelectShard = "SELECT " + ShardColumns + " FROM shards WHERE id = @id";
+
+    public const string ShardExists = "SELECT EXISTS (SELECT 1 FROM shards WHERE id = @id)";
+
+    /// <summary>Serialises the initialisations of one schema (silos starting together) until the end of the transaction.</summary>
+    public const string LockInitialize = "SELECT pg_advisory_xact_lock(hashtext('rustorium-grid-initialize:' || @schema))";
+
+    public const string CountShards = "SELECT count(*) FROM shards";
+
+    /// <summary>The whole layout in one statement: ids, starts and ends (NULL = unbounded) as three parallel arrays.</summary>
+    public const string InsertShards =
+        "INSERT INTO shards (" + ShardColumns + ") " +
+        "SELECT t.id, t.range_start, t.range_end, 0, 0, @root, 0, @updated_at FROM unnest(@ids, @starts, @ends) AS t(id, range_start, range_end)";
+
+    public const string ClaimShard = "UPDATE shards SET epoch = epoch + 1 WHERE id = @id RETURNING " + ShardColumns;
+
+    // ---------------------------------------------------------------- the commit batch (one round trip, in this order)
+
+    /// <summary>
+    /// 1. Locks the shard's row (the lock an UPDATE takes; a claim or another commit of the shard waits for it) and reads what
+    /// the commit is checked against. No row: unknown shard.
+    /// </summary>
+    public const string LockShardForCommit =
+        "SELECT epoch, version, range_start, range_end, key_count FROM shards WHERE id = @id FOR NO KEY UPDATE";
+
+    /// <summary>2. Moves the shard, conditioned on its epoch and version (one row returned when it applied).</summary>
+    public const string UpdateShardAfterCommit =
+        "UPDATE shards SET version = @new_version, root = @root, key_count = @key_count, updated_at = @ts " +
+        "WHERE id = @id AND epoch = @epoch AND version = @expected_version RETURNING 1";
+
+    /// <summary>
+    /// 3. Upserts the rows (keys and values as parallel arrays) and counts the keys that were new: a freshly inserted
+    /// tuple has no <c>xmax</c>, one that replaced a stored row carries this transaction's id there.
+    /// </summary>
+    public const string UpsertRows =
+        "WITH written AS (" +
+        "INSERT INTO rows (shard_id, key, value, version, ts) " +
+        "SELECT @id, t.key, t.value, @new_version, @ts FROM unnest(@keys, @values) AS t(key, value) " +
+        "ON CONFLICT (shard_id, key) DO UPDATE SET value = EXCLUDED.value, version = EXCLUDED.version, ts = EXCLUDED.ts " +
+        "RETURNING xmax = 0 AS inserted) " +
+        "SELECT count(*) FILTER (WHERE inserted) FROM written";
+
+    /// <summary>4. Deletes rows and counts those that existed.</summary>
+    public const string DeleteRows =
+        "WITH deleted AS (DELETE FROM rows WHERE shard_id = @id AND key = ANY (@keys) RETURNING 1) SELECT count(*) FROM deleted";
+
+    /// <summary>
+    /// 5. Removes tree nodes; <c>@hashes</c> is the hashes packed back to back, 32 bytes each (an array, not a join, so the
+    /// primary key is probed once per hash).
+    /// </summary>
+    public const string DeleteNodes =
+        "WITH removed AS (DELETE FROM smt_nodes WHERE shard_id = @id AND hash = ANY (ARRAY(" +
+        "SELECT substring(@hashes FROM i * 32 + 1 FOR 32) FROM generate_series(0, length(@hashes) / 32 - 1) AS i)) RETURNING 1) " +
+        "SELECT count(*) FROM removed";
+
+    /// <summary>Bytes of one packed node record of <see cref="InsertNodes"/>: kind (1), hash, a, b (32 each) = 97, the
+    /// number written out in that statement's offsets.</summary>
+    public const int NodeRecordLength = 1 + 3 * FieldBytes.Length;
+
+    /// <summary>
+    /// 6. Adds tree nodes (after the removals: a hash in both lists stays stored); <c>@nodes</c> is the nodes packed as
+    /// <see cref="NodeRecordLength"/>-byte records. A node already stored under its hash has the same content by
+    /// construction: it is kept.
+    /// </summary>
+    public const string InsertNodes =
+        "WITH added AS (INSERT INTO smt_nodes (shard_id, hash, kind, a, b) " +
+        "SELECT @id, substring(@nodes FROM i * 97 + 2 FOR 32), get_byte(@nodes, i * 97), " +
+        "substring(@nodes FROM i * 97 + 34 FOR 32), substring(@nodes FROM i * 97 + 66 FOR 32) " +
+        "FROM generate_series(0, length(@nodes) / 97 - 1) AS i " +
+        "ON CONFLICT (shard_id, hash) DO NOTHING RETURNING 1) " +
+        "SELECT count(*) FROM added";
+
+    // ---------------------------------------------------------------- reads
+
+    /// <summary>One row and whether its shard exists, in one statement: (shard id, value, version, ts), value NULL when absent.</summary>
+    public const string SelectRow =
+        "SELECT r.value, r.version, r.ts FROM shards s LEFT JOIN rows r ON r.shard_id = s.id AND r.key = @key WHERE s.id = @id";
+
+    public const string ScanRows =
+        "SELECT key, value, version, ts FROM rows WHERE shard_id = @id AND key >= @start AND key < @end ORDER BY key LIMIT @limit";
+
+    public const string ScanRowsToEnd =
+        "SELECT key, value, version, ts FROM rows WHERE shard_id = @id AND key >= @start ORDER BY key LIMIT @limit";
+
+    public const string SelectNode = "SELECT kind, a, b FROM smt_nodes WHERE shard_id = @id AND hash = @hash";
+}
