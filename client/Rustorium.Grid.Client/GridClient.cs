@@ -212,10 +212,19 @@ public sealed class GridClient : IAsyncDisposable
             }
             catch (GridException ex) when (attempt < _options.MaxAttempts && ex.Code is GridErrorCode.NotOwner or GridErrorCode.Unavailable or GridErrorCode.UnknownShard)
             {
-                // The shard moved or its silo restarted: forget the connection, reload the map, try again.
+                // The shard moved, or its silo restarted or died and the cluster is re-homing its shards: forget the
+                // connection, wait a little (at once for a plain redirect), reload the map, try again — until the call's
+                // deadline, so a failover or a migration looks like a slow call, not an error.
                 if (ex.Code == GridErrorCode.Unavailable) Forget(entry.Endpoint);
-                if (ex.Code == GridErrorCode.Unavailable) await Task.Delay(Backoff(attempt), ct).ConfigureAwait(false);
-                await RefreshShardMapAsync(ct).ConfigureAwait(false);
+                if (ex.Code == GridErrorCode.Unavailable || attempt > 2) await Task.Delay(Backoff(attempt), ct).ConfigureAwait(false);
+                try
+                {
+                    await RefreshShardMapAsync(ct).ConfigureAwait(false);
+                }
+                catch (GridException refresh) when (refresh.Code is GridErrorCode.Unavailable or GridErrorCode.Timeout)
+                {
+                    // No silo answered right now: the next attempt waits and asks again.
+                }
             }
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested && deadline.IsCancellationRequested)
             {

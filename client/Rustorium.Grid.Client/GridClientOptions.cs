@@ -16,8 +16,12 @@ public sealed record GridClientOptions
     /// <summary>Sync mode of writes that do not name one. Default <see cref="SyncMode.Full"/>.</summary>
     public SyncMode DefaultSyncMode { get; init; } = SyncMode.Full;
 
-    /// <summary>Attempts per call when the shard moved (<see cref="GridErrorCode.NotOwner"/>) or a silo was unreachable. Default 5.</summary>
-    public int MaxAttempts { get; init; } = 5;
+    /// <summary>
+    /// Attempts per call when the shard moved (<see cref="GridErrorCode.NotOwner"/>) or a silo was unreachable
+    /// (<see cref="GridErrorCode.Unavailable"/>), with a backoff of up to 1 s between them; <see cref="CallTimeout"/> bounds
+    /// the whole call. Default 100, so a failover (a few seconds) or a shard move is waited out within the call's timeout.
+    /// </summary>
+    public int MaxAttempts { get; init; } = 100;
 
     /// <summary>Limits checked on the client before anything is sent (the silo checks them again). Default <see cref="GridLimits.Default"/>.</summary>
     public GridLimits Limits { get; init; } = GridLimits.Default;

@@ -5,9 +5,12 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Rustorium.Grid.Cluster;
 using Rustorium.Grid.Grains.Hosting;
+using Rustorium.Grid.Runtime.Cluster;
 using Rustorium.Grid.Runtime.Grains;
 using Rustorium.Grid.Storage;
+using Rustorium.Grid.Storage.Postgres;
 using Rustorium.Grid.Storage.Sqlite;
 
 namespace Rustorium.Grid.Silo;
@@ -24,8 +27,11 @@ public static class SiloExitCode
     /// <summary>The configuration is invalid or cannot be used here: a bad value, an unknown option, a port in use, a data directory that cannot be written.</summary>
     public const int InvalidConfiguration = 2;
 
-    /// <summary>The store could not be opened or initialised (corrupt file, I/O error, a newer schema).</summary>
+    /// <summary>The store could not be opened or initialised (corrupt file, I/O error, a newer schema, PostgreSQL unreachable).</summary>
     public const int StoreUnavailable = 3;
+
+    /// <summary>The cluster declared this silo dead (missed heartbeats, e.g. after a pause): it stopped serving. Restart it to rejoin.</summary>
+    public const int DeclaredDead = 4;
 }
 
 /// <summary>
@@ -61,27 +67,53 @@ public static class GridSilo
         }
 
         var dataDirectory = options!.ResolveDataDirectory();
-        SqliteShardStore store;
+        IShardStore store;
+        PostgresClusterStore? cluster = null;
+        string storeDescription;
         try
         {
-            store = await SqliteShardStore.OpenAsync(new SqliteShardStoreOptions { DataDirectory = dataDirectory }, stop).ConfigureAwait(false);
+            if (options.IsCluster)
+            {
+                var connection = new Npgsql.NpgsqlConnectionStringBuilder(options.Postgres);
+                storeDescription = $"PostgreSQL {connection.Host}:{connection.Port}/{connection.Database}, schema {options.PostgresSchema}";
+                store = await PostgresShardStore.OpenAsync(
+                    new PostgresShardStoreOptions { ConnectionString = options.Postgres, Schema = options.PostgresSchema }, stop).ConfigureAwait(false);
+                try
+                {
+                    cluster = await PostgresClusterStore.OpenAsync(
+                        new PostgresClusterStoreOptions { ConnectionString = options.Postgres!, Schema = options.PostgresSchema }, stop).ConfigureAwait(false);
+                }
+                catch
+                {
+                    await store.DisposeAsync().ConfigureAwait(false);
+                    throw;
+                }
+            }
+            else
+            {
+                var sqlite = await SqliteShardStore.OpenAsync(new SqliteShardStoreOptions { DataDirectory = dataDirectory }, stop).ConfigureAwait(false);
+                storeDescription = sqlite.FilePath;
+                store = sqlite;
+            }
         }
         catch (GridException e)
         {
-            await error.WriteLineAsync($"rustorium-silo cannot open the store in {dataDirectory}: {e.Message}").ConfigureAwait(false);
+            var where = options.IsCluster ? $"PostgreSQL (schema {options.PostgresSchema})" : dataDirectory;
+            await error.WriteLineAsync($"rustorium-silo cannot open the store in {where}: {e.Message}").ConfigureAwait(false);
             return e.Code == GridErrorCode.InvalidArgument ? SiloExitCode.InvalidConfiguration : SiloExitCode.StoreUnavailable;
         }
 
         int exit;
         try
         {
-            exit = await RunWithStoreAsync(options, configuration!, store, dataDirectory, error, stop, started).ConfigureAwait(false);
+            exit = await RunWithStoreAsync(options, configuration!, store, cluster, storeDescription, dataDirectory, error, stop, started).ConfigureAwait(false);
         }
         finally
         {
             try
             {
                 await store.DisposeAsync().ConfigureAwait(false);
+                if (cluster is not null) await cluster.DisposeAsync().ConfigureAwait(false);
             }
             catch (Exception e)
             {
@@ -113,8 +145,9 @@ public static class GridSilo
         return (options, configuration, problems);
     }
 
-    private static async Task<int> RunWithStoreAsync(GridSiloOptions options, IConfiguration configuration, SqliteShardStore store,
-        string dataDirectory, TextWriter error, CancellationToken stop, Action<SiloEndpoints>? started)
+    private static async Task<int> RunWithStoreAsync(GridSiloOptions options, IConfiguration configuration, IShardStore store,
+        PostgresClusterStore? cluster, string storeDescription, string dataDirectory, TextWriter error, CancellationToken stop,
+        Action<SiloEndpoints>? started)
     {
         IReadOnlyList<ShardState> shards;
         try
@@ -123,12 +156,13 @@ public static class GridSilo
         }
         catch (GridException e)
         {
-            await error.WriteLineAsync($"rustorium-silo cannot initialise the store {store.FilePath}: {e.Message}").ConfigureAwait(false);
+            await error.WriteLineAsync($"rustorium-silo cannot initialise the store {storeDescription}: {e.Message}").ConfigureAwait(false);
             return SiloExitCode.StoreUnavailable;
         }
 
         var silo = new LocalSiloDetails(options.ResolveName(), options.Region, options.ResolveEndpoint(options.Port));
-        var app = BuildApplication(options, configuration, store, silo, new SiloRunInfo(DateTimeOffset.UtcNow, dataDirectory));
+        var app = BuildApplication(options, configuration, store, cluster, silo,
+            new SiloRunInfo(DateTimeOffset.UtcNow, options.IsCluster ? storeDescription : dataDirectory));
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Rustorium.Grid.Silo");
         try
         {
@@ -149,7 +183,9 @@ public static class GridSilo
             logger.LogInformation("Silo {Name} (region {Region}) is serving {Shards} shards", silo.Name, silo.Region, shards.Count);
             logger.LogInformation("Grid protocol: tcp://{Endpoint} (listening on {Listen})", endpoints.Grid, endpoints.GridListen);
             logger.LogInformation("Status: {Status} (health: {Health})", new Uri(endpoints.Http, "/status"), new Uri(endpoints.Http, "/health"));
-            logger.LogInformation("Data directory: {Directory} (store {File})", dataDirectory, store.FilePath);
+            if (options.IsCluster) logger.LogInformation("Store: {Store}; cluster member {Silo}", storeDescription,
+                app.Services.GetRequiredService<ClusterMembership>().Address);
+            else logger.LogInformation("Data directory: {Directory} (store {File})", dataDirectory, storeDescription);
             if (shards.Count != options.InitialShards)
                 logger.LogInformation("The store keeps its layout of {Shards} shards; Silo:InitialShards ({Initial}) applies to new stores only",
                     shards.Count, options.InitialShards);
@@ -159,6 +195,12 @@ public static class GridSilo
             // transport drained first, then the grain runtime deactivated every shard.
             await app.WaitForShutdownAsync(stop).ConfigureAwait(false);
             logger.LogInformation("Silo {Name} stopped; closing the store", silo.Name);
+            if (app.Services.GetService<ClusterMembership>() is { IsDeclaredDead: true })
+            {
+                await error.WriteLineAsync($"rustorium-silo {silo.Name}: the cluster declared this silo dead; it stopped serving. Restart it to rejoin.")
+                    .ConfigureAwait(false);
+                return SiloExitCode.DeclaredDead;
+            }
             return SiloExitCode.Ok;
         }
         catch (Exception e)
@@ -173,7 +215,7 @@ public static class GridSilo
     }
 
     private static WebApplication BuildApplication(GridSiloOptions options, IConfiguration configuration, IShardStore store,
-        LocalSiloDetails silo, SiloRunInfo run)
+        PostgresClusterStore? cluster, LocalSiloDetails silo, SiloRunInfo run)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
         // One configuration for everything, read and checked already (RGRID_ environment, command line, appsettings.json).
@@ -199,6 +241,18 @@ public static class GridSilo
         // Registered after the grain runtime, so it stops before it: requests drain, then the grains deactivate.
         builder.Services.AddSingleton<GridTransportService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<GridTransportService>());
+        if (cluster is not null)
+        {
+            // After the transport: the silo joins once it listens (with its real endpoint) and hands its shards over
+            // before it stops listening.
+            builder.Services.AddSingleton<IMembershipTable>(cluster);
+            builder.Services.AddSingleton<IShardDirectory>(cluster);
+            long generation = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() * 1000 + Random.Shared.Next(1000);
+            string? http = options.HttpPort == 0 ? null : $"http://{options.ResolveEndpoint(options.HttpPort)}";
+            builder.Services.AddClusterShards(
+                () => new SiloRegistration(new SiloAddress(silo.Endpoint, generation), silo.Name, silo.Region, http),
+                options.Cluster.ToClusterOptions(), options.Cluster.ToPlacementOptions(), PlacementDirectors.Create(options.Cluster.Placement));
+        }
         builder.Services.AddSingleton<SiloStatusReader>();
 
         var app = builder.Build();

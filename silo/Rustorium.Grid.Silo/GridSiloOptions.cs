@@ -52,6 +52,28 @@ public sealed class GridSiloOptions
     /// <summary>The sync mode of writes that ask for the silo's default (mode 0). None, Async or Full. Default Full.</summary>
     public SyncMode DefaultSyncMode { get; set; } = SyncMode.Full;
 
+    /// <summary>
+    /// Where shards live: <c>sqlite</c> (the default: an embedded store in <see cref="DataDirectory"/>, one silo) or
+    /// <c>postgres</c> (shard data, membership and the directory in PostgreSQL: a cluster of silos, see <see cref="Postgres"/>).
+    /// </summary>
+    public string Store { get; set; } = "sqlite";
+
+    /// <summary>
+    /// The PostgreSQL connection string (Npgsql syntax: <c>Host=…;Port=…;Username=…;Password=…;Database=…</c>); required when
+    /// <see cref="Store"/> is <c>postgres</c>. Give passwords through the environment (<c>RGRID_Silo__Postgres</c>) rather
+    /// than the command line.
+    /// </summary>
+    public string? Postgres { get; set; }
+
+    /// <summary>The PostgreSQL schema that holds the grid's tables (created and migrated at start). Default <c>rgrid</c>.</summary>
+    public string PostgresSchema { get; set; } = "rgrid";
+
+    /// <summary>Membership, failure detection, placement and rebalancing (with <see cref="Store"/> = <c>postgres</c>).</summary>
+    public SiloClusterSettings Cluster { get; set; } = new();
+
+    /// <summary>True when the silo runs as a cluster member on PostgreSQL.</summary>
+    public bool IsCluster => string.Equals(Store, "postgres", StringComparison.OrdinalIgnoreCase);
+
     /// <summary>Key, value, batch and scan limits (<see cref="GridLimits"/>; the defaults are its defaults).</summary>
     public GridLimits Limits { get; set; } = new();
 
@@ -142,6 +164,36 @@ public sealed class GridSiloOptions
                 problems.Add($"Silo:Limits:{e.Message}");
             }
         }
+        if (!string.Equals(Store, "sqlite", StringComparison.OrdinalIgnoreCase) && !IsCluster)
+            problems.Add($"Silo:Store must be sqlite (embedded, one silo) or postgres (a cluster); got \"{Store}\".");
+        if (IsCluster)
+        {
+            if (string.IsNullOrWhiteSpace(Postgres))
+                problems.Add("Silo:Postgres must give the PostgreSQL connection string when Silo:Store is postgres (e.g. --postgres \"Host=127.0.0.1;Port=5432;Username=grid;Database=grid\").");
+            else
+            {
+                try
+                {
+                    _ = new Npgsql.NpgsqlConnectionStringBuilder(Postgres);
+                }
+                catch (ArgumentException e)
+                {
+                    problems.Add($"Silo:Postgres is not a valid connection string: {e.Message}");
+                }
+            }
+            try
+            {
+                Storage.Postgres.PostgresMigrator.QuoteSchema(PostgresSchema);
+            }
+            catch (GridException e)
+            {
+                problems.Add($"Silo:PostgresSchema: {e.Message}");
+            }
+            if (Cluster is null) problems.Add("Silo:Cluster must not be null.");
+            else problems.AddRange(Cluster.Validate());
+            if (Port == 0)
+                problems.Add("Silo:Port must be a fixed port in a cluster (other silos and the directory record it); got 0.");
+        }
         if (GrainCollectionAge <= TimeSpan.Zero)
             problems.Add($"Silo:GrainCollectionAge must be a positive duration (e.g. 00:15:00); got {GrainCollectionAge}.");
         if (DrainTimeout < TimeSpan.Zero || DrainTimeout > TimeSpan.FromMinutes(10))
@@ -158,4 +210,52 @@ public sealed class GridSiloOptions
         DefaultSyncMode = DefaultSyncMode,
         Region = Region,
     };
+}
+
+/// <summary>Section <c>Silo:Cluster</c>: membership, failure detection, placement and rebalancing (docs/membership.md, docs/placement.md).</summary>
+public sealed class SiloClusterSettings
+{
+    /// <summary>How often the silo heartbeats and reads the membership table. Default 00:00:01.</summary>
+    public TimeSpan HeartbeatInterval { get; set; } = new Runtime.Cluster.ClusterOptions().HeartbeatInterval;
+
+    /// <summary>Heartbeat age (by the database clock) after which a silo is declared dead. At least 3 heartbeat intervals. Default 00:00:05.</summary>
+    public TimeSpan DeathTimeout { get; set; } = new Runtime.Cluster.ClusterOptions().DeathTimeout;
+
+    /// <summary>Where shards without a live owner go: load-based (the default), random or prefer-local.</summary>
+    public string Placement { get; set; } = "load-based";
+
+    /// <summary>How often the silo reconciles its shards with the directory. Default 00:00:01.</summary>
+    public TimeSpan ReconcileInterval { get; set; } = new Grains.Cluster.ShardPlacementOptions().ReconcileInterval;
+
+    /// <summary>Whether silos move shards to even out their number. Default true.</summary>
+    public bool Rebalance { get; set; } = true;
+
+    /// <summary>Shards more than the least-loaded silo before one is given away (hysteresis), at least 2. Default 2.</summary>
+    public int RebalanceThreshold { get; set; } = new Grains.Cluster.ShardPlacementOptions().RebalanceThreshold;
+
+    /// <summary>A moved shard stays put at least this long. Default 00:00:30.</summary>
+    public TimeSpan MoveCooldown { get; set; } = new Grains.Cluster.ShardPlacementOptions().MoveCooldown;
+
+    /// <summary>The membership settings.</summary>
+    public Runtime.Cluster.ClusterOptions ToClusterOptions() => new() { HeartbeatInterval = HeartbeatInterval, DeathTimeout = DeathTimeout };
+
+    /// <summary>The placement settings.</summary>
+    public Grains.Cluster.ShardPlacementOptions ToPlacementOptions() => new()
+    {
+        ReconcileInterval = ReconcileInterval,
+        Rebalance = Rebalance,
+        RebalanceThreshold = RebalanceThreshold,
+        MoveCooldown = MoveCooldown,
+    };
+
+    /// <summary>Checks every value; one message per problem, naming the setting.</summary>
+    public IReadOnlyList<string> Validate()
+    {
+        var problems = new List<string>();
+        problems.AddRange(ToClusterOptions().Validate());
+        problems.AddRange(ToPlacementOptions().Validate());
+        if (!Runtime.Cluster.PlacementDirectors.Names.Contains(Placement?.ToLowerInvariant()))
+            problems.Add($"Silo:Cluster:Placement must be one of {string.Join(", ", Runtime.Cluster.PlacementDirectors.Names)}; got \"{Placement}\".");
+        return problems;
+    }
 }

@@ -29,6 +29,10 @@ internal static class SiloConfiguration
         ["--collection-age"] = "Silo:GrainCollectionAge",
         ["--drain-timeout"] = "Silo:DrainTimeout",
         ["--shutdown-timeout"] = "Silo:ShutdownTimeout",
+        ["--store"] = "Silo:Store",
+        ["--postgres"] = "Silo:Postgres",
+        ["--schema"] = "Silo:PostgresSchema",
+        ["--placement"] = "Silo:Cluster:Placement",
     };
 
     /// <summary>Top-level sections the command line may set with <c>--Section:Key=value</c>.</summary>
@@ -103,6 +107,7 @@ internal static class SiloConfiguration
                 continue;
             }
             if (property.PropertyType == typeof(GridLimits)) CheckKnownKeys(child, typeof(GridLimits), problems);
+            if (property.PropertyType == typeof(SiloClusterSettings)) CheckKnownKeys(child, typeof(SiloClusterSettings), problems);
         }
     }
 
@@ -168,6 +173,15 @@ internal static class SiloConfiguration
             ("--collection-age T", "Silo:GrainCollectionAge", "idle time before a shard grain is closed", d.GrainCollectionAge.ToString("c")),
             ("--drain-timeout T", "Silo:DrainTimeout", "on stop: time for requests in flight", d.DrainTimeout.ToString("c")),
             ("--shutdown-timeout T", "Silo:ShutdownTimeout", "on stop: time for the whole stop", d.ShutdownTimeout.ToString("c")),
+            ("--store KIND", "Silo:Store", "sqlite (embedded, one silo) or postgres (a cluster)", d.Store),
+            ("--postgres CONN", "Silo:Postgres", "PostgreSQL connection string (with --store postgres)", "none"),
+            ("--schema NAME", "Silo:PostgresSchema", "PostgreSQL schema of the grid's tables", d.PostgresSchema),
+            ("--placement NAME", "Silo:Cluster:Placement", "load-based, random or prefer-local", d.Cluster.Placement),
+            ("", "Silo:Cluster:HeartbeatInterval", "heartbeat period", d.Cluster.HeartbeatInterval.ToString("c")),
+            ("", "Silo:Cluster:DeathTimeout", "heartbeat age that declares a silo dead", d.Cluster.DeathTimeout.ToString("c")),
+            ("", "Silo:Cluster:Rebalance", "move shards to even out silos", d.Cluster.Rebalance ? "true" : "false"),
+            ("", "Silo:Cluster:RebalanceThreshold", "shard gap that triggers a move (>= 2)", Invariant(d.Cluster.RebalanceThreshold)),
+            ("", "Silo:Cluster:MoveCooldown", "a moved shard stays put this long", d.Cluster.MoveCooldown.ToString("c")),
             ("", "Silo:Limits:MaxKeyBytes", "longest key, bytes", Invariant(limits.MaxKeyBytes)),
             ("", "Silo:Limits:MaxValueBytes", "largest value, bytes", Invariant(limits.MaxValueBytes)),
             ("", "Silo:Limits:MaxBatchOperations", "operations in one batch", Invariant(limits.MaxBatchOperations)),
@@ -180,8 +194,10 @@ internal static class SiloConfiguration
             table.AppendLine($"  {option,-24}{setting,-32}{value,-20}{meaning}".TrimEnd());
 
         return $"""
-            rustorium-silo: a Rustorium Grid silo. Hosts key-range shards on an embedded SQLite store, serves the grid
-            protocol over TCP and a status page over HTTP. Stops cleanly on SIGTERM or Ctrl+C.
+            rustorium-silo: a Rustorium Grid silo. Hosts key-range shards on an embedded SQLite store (the default) or,
+            with --store postgres, as one member of a cluster whose shards, membership and directory live in PostgreSQL;
+            serves the grid protocol over TCP and a status page over HTTP. Stops cleanly on SIGTERM or Ctrl+C (a
+            cluster member first hands its shards to the other silos).
 
             Usage:
               dotnet run --project silo/Rustorium.Grid.Silo -- [options]
@@ -199,7 +215,8 @@ internal static class SiloConfiguration
 
             Exit codes: 0 stopped cleanly (or --help); 2 invalid configuration (a bad value, an unknown option, a port
             in use, a data directory that cannot be written); 3 the store could not be opened (corrupt, I/O error);
-            1 the silo failed while starting, running or stopping.
+            1 the silo failed while starting, running or stopping; 4 the cluster declared this silo dead (it stopped
+            serving; restart it to rejoin).
             """;
 
         static string Invariant(int value) => value.ToString(System.Globalization.CultureInfo.InvariantCulture);

@@ -15,7 +15,7 @@ internal static class SiloEnvironmentChecks
         var problems = new List<string>();
         CheckPort(options.BindAddress, options.Port, "Silo:Port", "--port", problems);
         CheckPort(options.BindAddress, options.HttpPort, "Silo:HttpPort", "--http-port", problems);
-        CheckDataDirectory(options.ResolveDataDirectory(), problems);
+        if (!options.IsCluster) CheckDataDirectory(options.ResolveDataDirectory(), problems); // a cluster member keeps no local data
         return problems;
     }
 

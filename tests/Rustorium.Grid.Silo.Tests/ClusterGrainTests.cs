@@ -14,7 +14,7 @@ public sealed class ClusterGrainTests
         await using var silo = await LocalShardSilo.StartAsync(dir.Path);
         var map = await silo.Grains.GetGrain<IClusterGrain>(0).GetShardMapAsync(default);
 
-        Assert.Equal(ClusterGrain.SingleSiloGeneration, map.Generation);
+        Assert.Equal(StoreShardMapSource.SingleSiloGeneration, map.Generation);
         Assert.Equal(8, map.Shards.Length);
         Assert.All(map.Shards, e => Assert.Equal(LocalShardSilo.Endpoint, e.Endpoint));
         ShardLayout.Validate(map.Shards.Select(e => e.Range).ToArray());   // no gap, no overlap, in key order

@@ -28,6 +28,9 @@ public static class ShardGrainServiceCollectionExtensions
         services.AddSingleton(silo);
         services.AddSingleton(options);
         services.TryAddSingleton<ActiveShards>();
+        // The single-silo rules; AddClusterShards replaces both with the directory's.
+        services.TryAddSingleton<IShardActivation, StoreClaimActivation>();
+        services.TryAddSingleton<IShardMapSource, StoreShardMapSource>();
         services.AddGrainRuntime(grains => grains
             .AddGrain<IShardGrain, ShardGrain>()
             .AddGrain<IClusterGrain, ClusterGrain>());

@@ -8,7 +8,7 @@ namespace Rustorium.Grid.Grains.Shards;
 /// </summary>
 public sealed class ActiveShards
 {
-    private readonly ConcurrentDictionary<long, byte> _ids = new();
+    private readonly ConcurrentDictionary<long, long> _ids = new();
 
     /// <summary>True while shard <paramref name="shardId"/> has an active grain in this silo.</summary>
     public bool Contains(long shardId) => _ids.ContainsKey(shardId);
@@ -24,7 +24,10 @@ public sealed class ActiveShards
         return ids;
     }
 
-    internal void Add(long shardId) => _ids[shardId] = 0;
+    /// <summary>The epoch shard <paramref name="shardId"/>'s active grain serves under, if it is active here.</summary>
+    public bool TryGetEpoch(long shardId, out long epoch) => _ids.TryGetValue(shardId, out epoch);
+
+    internal void Add(long shardId, long epoch) => _ids[shardId] = epoch;
 
     internal void Remove(long shardId) => _ids.TryRemove(shardId, out _);
 }

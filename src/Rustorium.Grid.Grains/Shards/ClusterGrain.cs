@@ -5,45 +5,60 @@ using Rustorium.Grid.Storage;
 namespace Rustorium.Grid.Grains.Shards;
 
 /// <summary>
-/// The silo's system grain (key 0): answers the shard map. On a single silo every shard is owned here, so every
-/// entry points at this silo's advertised endpoint; the ranges and epochs come from the store.
+/// The silo's system grain (key 0): answers the shard map from this silo's <see cref="IShardMapSource"/> (on a single silo:
+/// the store, every entry pointing at this silo; in a cluster: the directory, every entry pointing at its owner).
 /// </summary>
-/// <remarks>
-/// <see cref="ShardMap.Generation"/> is 1 and stays 1 until shards split, merge or move (a cluster-wide map then
-/// counts its changes). The map is read from the store on every call, so the epochs it reports are current: a shard
-/// whose grain was re-activated shows its new epoch.
-/// </remarks>
 public sealed class ClusterGrain : Grain, IClusterGrain
+{
+    private readonly IShardMapSource _source;
+
+    /// <summary>Built by the grain runtime.</summary>
+    public ClusterGrain(IShardMapSource source) => _source = source;
+
+    /// <inheritdoc />
+    public Task<ShardMap> GetShardMapAsync(CancellationToken cancellationToken) => _source.ReadAsync(cancellationToken);
+}
+
+/// <summary>Where a silo's shard map comes from.</summary>
+public interface IShardMapSource
+{
+    /// <summary>The current map: every shard's range, owner endpoint and epoch, covering the key space exactly once.</summary>
+    /// <exception cref="GridException"><see cref="GridErrorCode.Corrupted"/> if the stored ranges do not cover the key space exactly once.</exception>
+    Task<ShardMap> ReadAsync(CancellationToken cancellationToken);
+}
+
+/// <summary>
+/// The single-silo map: every shard is owned here, so every entry points at this silo's advertised endpoint; ranges and
+/// epochs come from the store, read on every call (a re-activated shard shows its new epoch).
+/// </summary>
+/// <remarks><see cref="ShardMap.Generation"/> is <see cref="SingleSiloGeneration"/> and stays so on a single silo.</remarks>
+public sealed class StoreShardMapSource(IShardStore store, LocalSiloDetails silo) : IShardMapSource
 {
     /// <summary>The map's generation on a single silo.</summary>
     public const long SingleSiloGeneration = 1;
 
-    private readonly IShardStore _store;
-    private readonly LocalSiloDetails _silo;
-
-    /// <summary>Built by the grain runtime.</summary>
-    public ClusterGrain(IShardStore store, LocalSiloDetails silo)
+    /// <inheritdoc />
+    public async Task<ShardMap> ReadAsync(CancellationToken cancellationToken)
     {
-        _store = store;
-        _silo = silo;
+        var shards = await store.ListShardsAsync(cancellationToken).ConfigureAwait(false);
+        var sorted = SortAndCheck(shards, s => s.Range);
+        string endpoint = silo.Endpoint;
+        return new ShardMap(SingleSiloGeneration, sorted.Select(s => new ShardMapEntry(s.ShardId, s.Range, endpoint, s.Epoch)).ToArray());
     }
 
-    /// <inheritdoc />
-    /// <exception cref="GridException"><see cref="GridErrorCode.Corrupted"/> if the stored ranges do not cover the key
-    /// space exactly once (invariant 4; the store refuses such layouts, so this means damaged data).</exception>
-    public async Task<ShardMap> GetShardMapAsync(CancellationToken cancellationToken)
+    /// <summary>Sorts by range start and checks that the ranges cover the key space exactly once (invariant 4).</summary>
+    /// <exception cref="GridException"><see cref="GridErrorCode.Corrupted"/> otherwise (stores refuse such layouts, so this means damaged data).</exception>
+    public static T[] SortAndCheck<T>(IEnumerable<T> shards, Func<T, KeyRange> range)
     {
-        var shards = await _store.ListShardsAsync(cancellationToken);
-        var sorted = shards.OrderBy(s => s.Range.Start.ToArray(), Comparer<byte[]>.Create((a, b) => KeyRange.Compare(a, b))).ToArray();
+        var sorted = shards.OrderBy(s => range(s).Start.ToArray(), Comparer<byte[]>.Create((a, b) => KeyRange.Compare(a, b))).ToArray();
         try
         {
-            ShardLayout.Validate(sorted.Select(s => s.Range).ToArray());
+            ShardLayout.Validate(sorted.Select(range).ToArray());
         }
         catch (GridException ex) when (ex.Code == GridErrorCode.InvalidArgument)
         {
             throw new GridException(GridErrorCode.Corrupted, $"The stored shard layout is broken: {ex.Message}", ex);
         }
-        string endpoint = _silo.Endpoint;
-        return new ShardMap(SingleSiloGeneration, sorted.Select(s => new ShardMapEntry(s.ShardId, s.Range, endpoint, s.Epoch)).ToArray());
+        return sorted;
     }
 }

@@ -41,6 +41,23 @@ public sealed class ShardEngine : IAsyncDisposable
         return new ShardEngine(store, state, options);
     }
 
+    /// <summary>
+    /// Starts serving a shard this process already owns under <paramref name="owned"/>'s epoch (a cluster claimed it in its
+    /// directory): nothing is rehashed, tree nodes load as paths are walked. Commits are refused once the epoch moves on.
+    /// </summary>
+    /// <exception cref="GridException"><see cref="GridErrorCode.InvalidArgument"/> for bad options.</exception>
+    public static ShardEngine Open(IShardStore store, ShardState owned, ShardEngineOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        ArgumentNullException.ThrowIfNull(owned);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        return new ShardEngine(store, owned, options);
+    }
+
+    /// <summary>True once a commit was refused because another owner claimed the shard: this engine only refuses from then on.</summary>
+    public bool IsFenced => Volatile.Read(ref _fenced) is not null;
+
     /// <summary>The shard.</summary>
     public long ShardId { get; }
 

@@ -24,27 +24,43 @@ public sealed class ShardGrain : Grain, IShardGrain
     private readonly ShardEngineOptions _options;
     private readonly LocalSiloDetails _silo;
     private readonly ActiveShards _active;
+    private readonly IShardActivation _activation;
     private ShardEngine? _engine;
 
-    /// <summary>Built by the grain runtime; the store, the engine options and the silo's details come from DI.</summary>
-    public ShardGrain(IShardStore store, ShardEngineOptions options, LocalSiloDetails silo, ActiveShards active)
+    /// <summary>Built by the grain runtime; the store, the engine options, the silo's details and the ownership rule come from DI.</summary>
+    public ShardGrain(IShardStore store, ShardEngineOptions options, LocalSiloDetails silo, ActiveShards active, IShardActivation activation)
     {
         _store = store;
         _options = options;
         _silo = silo;
         _active = active;
+        _activation = activation;
     }
 
     private long ShardId => GrainId.IntegerKey;
 
-    private ShardEngine Engine => _engine
-        ?? throw new GridException(GridErrorCode.Unavailable, $"Shard {ShardId} is not open on this silo; retry.");
+    private ShardEngine Engine
+    {
+        get
+        {
+            _activation.EnsureServing();
+            var engine = _engine ?? throw new GridException(GridErrorCode.Unavailable, $"Shard {ShardId} is not open on this silo; retry.");
+            if (engine.IsFenced)
+            {
+                // Another silo owns the shard now: close this activation, so the next call asks the directory again and is
+                // redirected to the new owner with its address.
+                DeactivateOnIdle();
+            }
+            return engine;
+        }
+    }
 
     /// <inheritdoc />
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
-        _engine = await ShardEngine.OpenAsync(_store, ShardId, _options, cancellationToken);
-        _active.Add(ShardId);
+        var state = await _activation.AcquireAsync(ShardId, cancellationToken);
+        _engine = ShardEngine.Open(_store, state, _options);
+        _active.Add(ShardId, state.Epoch);
     }
 
     /// <inheritdoc />

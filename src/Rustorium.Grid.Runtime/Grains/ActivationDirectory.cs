@@ -110,6 +110,23 @@ public sealed class ActivationDirectory
         }
     }
 
+    /// <summary>Whether <paramref name="grain"/> has an activation in this silo right now (in any state short of deactivated).</summary>
+    public bool IsActive(GrainId grain) => _activations.ContainsKey(grain);
+
+    /// <summary>
+    /// Deactivates <paramref name="grain"/>'s activation in this silo, if it has one, once the calls already queued on it
+    /// have run; completes when it is gone. Calls arriving meanwhile wait and then go to a fresh activation (which a grain
+    /// that moved elsewhere refuses in its activation hook). Used to hand a grain over to another silo.
+    /// </summary>
+    /// <param name="grain">The grain.</param>
+    /// <param name="reason">Why (given to <see cref="Grain.OnDeactivateAsync"/>).</param>
+    public Task DeactivateAsync(GrainId grain, DeactivationReason reason)
+    {
+        if (!_activations.TryGetValue(grain, out var activation)) return Task.CompletedTask;
+        activation.RequestDeactivation(reason);
+        return activation.Finished;
+    }
+
     /// <summary>Asks every activation idle for longer than <see cref="GrainCollectionOptions.CollectionAge"/> to deactivate; returns how many.</summary>
     internal int CollectIdleActivations()
     {
@@ -153,8 +170,15 @@ public sealed class ActivationDirectory
 
     internal CancellationTokenSource CreateDeactivationTimeout() => CreateTimeout(CollectionOptions.DeactivationTimeout);
 
-    internal void LogActivationFailure(GrainId grain, Exception ex) =>
-        _logger.LogWarning(ex, "Activation of grain {GrainId} failed; the calls waiting for it fail with the same exception", grain);
+    internal void LogActivationFailure(GrainId grain, Exception ex)
+    {
+        // A grain refusing to activate here because it lives elsewhere (or the silo may not serve now) is routine in a
+        // cluster: the caller is redirected. Only other failures are worth a warning and a stack trace.
+        if (ex is GridException { Code: GridErrorCode.NotOwner or GridErrorCode.Unavailable } routine)
+            _logger.LogDebug("Grain {GrainId} did not activate here: {Message}", grain, routine.Message);
+        else
+            _logger.LogWarning(ex, "Activation of grain {GrainId} failed; the calls waiting for it fail with the same exception", grain);
+    }
 
     internal void LogDeactivationFailure(GrainId grain, DeactivationReason reason, Exception ex) =>
         _logger.LogWarning(ex, "OnDeactivateAsync of grain {GrainId} ({Reason}) failed; the activation is dropped anyway", grain, reason);

@@ -11,4 +11,10 @@ public enum DeactivationReason : byte
 
     /// <summary>The silo is shutting down (<see cref="ActivationDirectory.DeactivateAllAsync"/>).</summary>
     ShuttingDown = 3,
+
+    /// <summary>The grain is handed over to another silo (migration, rebalancing, a silo leaving).</summary>
+    Migrating = 4,
+
+    /// <summary>This silo lost the grain: another silo owns it now (this one was fenced or declared dead).</summary>
+    OwnershipLost = 5,
 }

@@ -24,6 +24,7 @@ internal static class ContractCodecs
         new ShardMapCodec(),
         new ShardMapEntryCodec(),
         new OwnerHintCodec(),
+        new ShardMoveResultCodec(),
     ];
 
     /// <summary>Longest compact <see cref="SmtProof"/> encoding: full depth, every sibling non-zero, old leaf included.</summary>
@@ -299,5 +300,22 @@ internal static class ContractCodecs
 
         public override OwnerHint ReadBody(ref GridReader reader, GridValueCodec codec) =>
             new(reader.ReadVarInt64(), reader.ReadString(GridValueCodec.MaxStringBytes), reader.ReadVarInt64());
+    }
+
+    private sealed class ShardMoveResultCodec() : BuiltIn<Grid.Cluster.ShardMoveResult>(GridValueTag.ShardMoveResult)
+    {
+        public override void WriteBody(ref GridWriter writer, Grid.Cluster.ShardMoveResult value, GridValueCodec codec)
+        {
+            writer.WriteVarInt64(value.ShardId);
+            WriteText(ref writer, value.From, "ShardMoveResult.From");
+            WriteText(ref writer, value.To, "ShardMoveResult.To");
+            writer.WriteVarInt64(value.Epoch);
+            writer.WriteVarInt64(value.Version);
+            writer.WriteVarInt64(value.ElapsedMicroseconds);
+        }
+
+        public override Grid.Cluster.ShardMoveResult ReadBody(ref GridReader reader, GridValueCodec codec) =>
+            new(reader.ReadVarInt64(), reader.ReadString(GridValueCodec.MaxStringBytes), reader.ReadString(GridValueCodec.MaxStringBytes),
+                reader.ReadVarInt64(), reader.ReadVarInt64(), reader.ReadVarInt64());
     }
 }

@@ -77,6 +77,9 @@ public enum GridValueTag : uint
     /// <summary><see cref="Grid.OwnerHint"/>.</summary>
     OwnerHint = 43,
 
+    /// <summary><see cref="Grid.Cluster.ShardMoveResult"/>.</summary>
+    ShardMoveResult = 44,
+
     /// <summary>The first tag available to codecs registered with <see cref="GridValueCodec.Register{T}"/>.</summary>
     FirstApplicationTag = 64,
 }
