@@ -236,6 +236,21 @@ public sealed class SiloClusterSettings
     /// <summary>A moved shard stays put at least this long. Default 00:00:30.</summary>
     public TimeSpan MoveCooldown { get; set; } = new Grains.Cluster.ShardPlacementOptions().MoveCooldown;
 
+    /// <summary>Keys at which a shard splits in two (0: never by size). Default 1,000,000.</summary>
+    public long SplitKeys { get; set; } = new Grains.Cluster.ShardPlacementOptions().SplitKeys;
+
+    /// <summary>Calls per second at which a shard splits in two (0: never by load). Default 20,000.</summary>
+    public double SplitOpsPerSecond { get; set; } = new Grains.Cluster.ShardPlacementOptions().SplitOpsPerSecond;
+
+    /// <summary>Two adjacent cold shards of one silo holding fewer keys than this merge (0: never). Default 10,000.</summary>
+    public long MergeKeys { get; set; } = new Grains.Cluster.ShardPlacementOptions().MergeKeys;
+
+    /// <summary>Calls per second under which a shard is cold enough to merge. Default 10.</summary>
+    public double MergeMaxOpsPerSecond { get; set; } = new Grains.Cluster.ShardPlacementOptions().MergeMaxOpsPerSecond;
+
+    /// <summary>Merges stop at this many shards. Default 8.</summary>
+    public int MinShards { get; set; } = new Grains.Cluster.ShardPlacementOptions().MinShards;
+
     /// <summary>The membership settings.</summary>
     public Runtime.Cluster.ClusterOptions ToClusterOptions() => new() { HeartbeatInterval = HeartbeatInterval, DeathTimeout = DeathTimeout };
 
@@ -246,6 +261,11 @@ public sealed class SiloClusterSettings
         Rebalance = Rebalance,
         RebalanceThreshold = RebalanceThreshold,
         MoveCooldown = MoveCooldown,
+        SplitKeys = SplitKeys,
+        SplitOpsPerSecond = SplitOpsPerSecond,
+        MergeKeys = MergeKeys,
+        MergeMaxOpsPerSecond = MergeMaxOpsPerSecond,
+        MinShards = MinShards,
     };
 
     /// <summary>Checks every value; one message per problem, naming the setting.</summary>

@@ -1,4 +1,6 @@
+using Rustorium.Grid.Cluster;
 using Rustorium.Grid.Grains.Hosting;
+using Rustorium.Grid.Runtime.Cluster;
 using Rustorium.Grid.Grains.Shards;
 using Rustorium.Grid.Storage;
 
@@ -11,7 +13,25 @@ namespace Rustorium.Grid.Silo;
 /// <param name="Started">When it started serving (UTC).</param>
 /// <param name="DataDirectory">Its store's directory.</param>
 /// <param name="Shards">Every shard the store holds, in key order.</param>
-public sealed record SiloStatus(string Silo, string Region, string Endpoint, DateTimeOffset Started, string DataDirectory, IReadOnlyList<SiloShardStatus> Shards);
+/// <param name="Cluster">Membership and map generation when the silo is a cluster member (<c>--store postgres</c>); null on the embedded store.</param>
+public sealed record SiloStatus(string Silo, string Region, string Endpoint, DateTimeOffset Started, string DataDirectory, IReadOnlyList<SiloShardStatus> Shards,
+    SiloClusterStatus? Cluster = null);
+
+/// <summary>The cluster as this silo sees it.</summary>
+/// <param name="Address">This silo's member address (<c>host:port@generation</c>).</param>
+/// <param name="Serving">Whether it may serve now (joined, not declared dead, heartbeat lease valid).</param>
+/// <param name="MapGeneration">The shard map's generation.</param>
+/// <param name="Members">Every member the table lists (the dead too), by address.</param>
+public sealed record SiloClusterStatus(string Address, bool Serving, long MapGeneration, IReadOnlyList<SiloMemberStatus> Members);
+
+/// <summary>A member in <see cref="SiloClusterStatus"/>.</summary>
+/// <param name="Address">Its address.</param>
+/// <param name="Name">Its name.</param>
+/// <param name="Region">Its region.</param>
+/// <param name="Status">Active, ShuttingDown or Dead.</param>
+/// <param name="HeartbeatAgeMs">Age of its last heartbeat at the last read, by the database clock.</param>
+/// <param name="Shards">Shards the directory gives it.</param>
+public sealed record SiloMemberStatus(string Address, string Name, string Region, string Status, double HeartbeatAgeMs, int Shards);
 
 /// <summary>One shard in <see cref="SiloStatus"/>.</summary>
 /// <param name="Id">The shard id.</param>
@@ -23,7 +43,9 @@ public sealed record SiloStatus(string Silo, string Region, string Endpoint, Dat
 /// <param name="KeyCount">Keys at <paramref name="TreeVersion"/>.</param>
 /// <param name="Epoch">The ownership epoch (moves on each time the shard is activated).</param>
 /// <param name="Active">True if the shard's grain is active in this silo now.</param>
-public sealed record SiloShardStatus(long Id, SiloKeyRange Range, long Version, long TreeVersion, string Root, long KeyCount, long Epoch, bool Active);
+/// <param name="Owner">In a cluster, the owner's member address (null when nobody owns it); null on the embedded store.</param>
+public sealed record SiloShardStatus(long Id, SiloKeyRange Range, long Version, long TreeVersion, string Root, long KeyCount, long Epoch, bool Active,
+    string? Owner = null);
 
 /// <summary>A key range in hex: <paramref name="Start"/> inclusive (empty: the beginning of the key space), <paramref name="End"/> exclusive (null: unbounded).</summary>
 public sealed record SiloKeyRange(string Start, string? End)
@@ -38,16 +60,34 @@ public sealed record SiloKeyRange(string Start, string? End)
 /// the store's row of each shard is one consistent snapshot (an active shard's engine moves its counters only after
 /// the store committed, so the row is as current as the grain).
 /// </summary>
-internal sealed class SiloStatusReader(IShardStore store, LocalSiloDetails silo, ActiveShards active, SiloRunInfo run)
+internal sealed class SiloStatusReader(IShardStore store, LocalSiloDetails silo, ActiveShards active, SiloRunInfo run, IServiceProvider services)
 {
     public async Task<SiloStatus> ReadAsync(CancellationToken cancellationToken)
     {
         var shards = await store.ListShardsAsync(cancellationToken).ConfigureAwait(false);
-        var items = shards
+        var directory = services.GetService(typeof(IShardDirectory)) as IShardDirectory;
+        var membership = services.GetService(typeof(ClusterMembership)) as ClusterMembership;
+        if (directory is null || membership is null || !membership.HasJoined)
+        {
+            var items = shards
+                .Select(s => new SiloShardStatus(s.ShardId, SiloKeyRange.From(s.Range), s.Version, s.Version, s.Root.ToString(), s.KeyCount,
+                    s.Epoch, active.Contains(s.ShardId)))
+                .ToArray();
+            return new SiloStatus(silo.Name, silo.Region, silo.Endpoint, run.Started, run.DataDirectory, items);
+        }
+
+        var map = await directory.ReadAsync(cancellationToken).ConfigureAwait(false);
+        var owners = map.Shards.ToDictionary(s => s.ShardId, s => s.Owner);
+        var clustered = shards
             .Select(s => new SiloShardStatus(s.ShardId, SiloKeyRange.From(s.Range), s.Version, s.Version, s.Root.ToString(), s.KeyCount,
-                s.Epoch, active.Contains(s.ShardId)))
+                s.Epoch, active.Contains(s.ShardId), owners.GetValueOrDefault(s.ShardId)?.ToString()))
             .ToArray();
-        return new SiloStatus(silo.Name, silo.Region, silo.Endpoint, run.Started, run.DataDirectory, items);
+        var members = membership.Members
+            .Select(m => new SiloMemberStatus(m.Address.ToString(), m.Name, m.Region, m.Status.ToString(), m.HeartbeatAge.TotalMilliseconds,
+                map.Shards.Count(s => s.Owner == m.Address)))
+            .ToArray();
+        return new SiloStatus(silo.Name, silo.Region, silo.Endpoint, run.Started, run.DataDirectory, clustered,
+            new SiloClusterStatus(membership.Address.ToString(), membership.IsServing, map.Generation, members));
     }
 }
 

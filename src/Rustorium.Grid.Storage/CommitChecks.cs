@@ -1,4 +1,5 @@
 using System.Buffers;
+using Rustorium.Grid.Crypto.Smt;
 
 namespace Rustorium.Grid.Storage;
 
@@ -73,6 +74,105 @@ internal static class CommitChecks
                 $"NewKeyCount is {commit.NewKeyCount} but the shard would hold {actual} keys ({storedKeyCount} stored, {inserted} inserted, " +
                 $"{deleted} deleted): the writer's tree and the stored rows disagree.");
     }
+
+    // ---------------------------------------------------------------- splits and merges
+
+    /// <summary>What a split is checked against without the stored shard: the version step, non-negative counts, a split key,
+    /// node lists of real nodes.</summary>
+    /// <exception cref="GridException"><see cref="GridErrorCode.InvalidArgument"/>.</exception>
+    public static void CheckSplit(ShardSplit split)
+    {
+        ArgumentNullException.ThrowIfNull(split);
+        string what = $"Split of shard {split.ShardId}";
+        if (split.SplitKey is null) throw Invalid(what, "SplitKey is null.");
+        if (split.NewVersion <= split.ExpectedVersion)
+            throw Invalid(what, $"NewVersion {split.NewVersion} must be greater than ExpectedVersion {split.ExpectedVersion}.");
+        if (split.ExpectedVersion < 0) throw Invalid(what, $"ExpectedVersion {split.ExpectedVersion} is negative.");
+        if (split.LeftKeyCount < 0 || split.RightKeyCount < 0)
+            throw Invalid(what, $"Key counts must not be negative (left {split.LeftKeyCount}, right {split.RightKeyCount}).");
+        CheckNodes(what, nameof(ShardSplit.LeftNodes), split.LeftNodes);
+        CheckNodes(what, nameof(ShardSplit.RightNodes), split.RightNodes);
+    }
+
+    /// <summary>The stored shard must be at the split's epoch and version, and the split key strictly inside its range.</summary>
+    /// <exception cref="GridException"><see cref="GridErrorCode.Conflict"/>; <see cref="GridErrorCode.InvalidArgument"/>.</exception>
+    public static void CheckSplitAgainst(ShardSplit split, long storedEpoch, long storedVersion, KeyRange range)
+    {
+        if (storedEpoch != split.Epoch || storedVersion != split.ExpectedVersion)
+            throw Conflict($"Split of shard {split.ShardId}", split.Epoch, split.ExpectedVersion, storedEpoch, storedVersion);
+        if (KeyRange.Compare(split.SplitKey, range.Start) <= 0 || (!range.IsUnbounded && KeyRange.Compare(split.SplitKey, range.End) >= 0))
+            throw Invalid($"Split of shard {split.ShardId}",
+                $"the split key {Hex(split.SplitKey)} is not strictly inside the shard's range {range} (after its start, before its end).");
+    }
+
+    /// <summary>The key counts the split claims must be the rows the store finds on each side of the split key.</summary>
+    /// <exception cref="GridException"><see cref="GridErrorCode.InvalidArgument"/>.</exception>
+    public static void CheckSplitCounts(ShardSplit split, long leftRows, long rightRows)
+    {
+        if (leftRows != split.LeftKeyCount || rightRows != split.RightKeyCount)
+            throw Invalid($"Split of shard {split.ShardId}",
+                $"the key counts are {split.LeftKeyCount} (left) and {split.RightKeyCount} (right) but the shard holds {leftRows} keys below " +
+                $"{Hex(split.SplitKey)} and {rightRows} from it on: the trees and the stored rows disagree.");
+    }
+
+    /// <summary>What a merge is checked against without the stored shards: two different ids, the version step, a
+    /// non-negative count, a node list of real nodes.</summary>
+    /// <exception cref="GridException"><see cref="GridErrorCode.InvalidArgument"/>.</exception>
+    public static void CheckMerge(ShardMerge merge)
+    {
+        ArgumentNullException.ThrowIfNull(merge);
+        string what = MergeName(merge);
+        if (merge.LeftShardId == merge.RightShardId) throw Invalid(what, "a shard cannot be merged with itself.");
+        if (merge.NewVersion <= merge.LeftExpectedVersion || merge.NewVersion <= merge.RightExpectedVersion)
+            throw Invalid(what,
+                $"NewVersion {merge.NewVersion} must be greater than both expected versions ({merge.LeftExpectedVersion}, {merge.RightExpectedVersion}).");
+        if (merge.LeftExpectedVersion < 0 || merge.RightExpectedVersion < 0) throw Invalid(what, "An expected version is negative.");
+        if (merge.KeyCount < 0) throw Invalid(what, $"KeyCount {merge.KeyCount} is negative.");
+        CheckNodes(what, nameof(ShardMerge.Nodes), merge.Nodes);
+    }
+
+    /// <summary>Both stored shards must be at the merge's epochs and versions, and the right one must start where the left one ends.</summary>
+    /// <exception cref="GridException"><see cref="GridErrorCode.Conflict"/>; <see cref="GridErrorCode.InvalidArgument"/>.</exception>
+    public static void CheckMergeAgainst(ShardMerge merge, long leftEpoch, long leftVersion, KeyRange leftRange,
+        long rightEpoch, long rightVersion, KeyRange rightRange)
+    {
+        if (leftEpoch != merge.LeftEpoch || leftVersion != merge.LeftExpectedVersion)
+            throw Conflict($"{MergeName(merge)}: left shard {merge.LeftShardId}", merge.LeftEpoch, merge.LeftExpectedVersion, leftEpoch, leftVersion);
+        if (rightEpoch != merge.RightEpoch || rightVersion != merge.RightExpectedVersion)
+            throw Conflict($"{MergeName(merge)}: right shard {merge.RightShardId}", merge.RightEpoch, merge.RightExpectedVersion, rightEpoch, rightVersion);
+        if (leftRange.IsUnbounded || KeyRange.Compare(leftRange.End, rightRange.Start) != 0)
+            throw Invalid(MergeName(merge),
+                $"the shards are not adjacent in this order: the left one is {leftRange} and the right one {rightRange} (the right one must start where the left one ends).");
+    }
+
+    /// <summary>The key count the merge claims must be the rows of both shards together.</summary>
+    /// <exception cref="GridException"><see cref="GridErrorCode.InvalidArgument"/>.</exception>
+    public static void CheckMergeCount(ShardMerge merge, long leftRows, long rightRows)
+    {
+        if (leftRows + rightRows != merge.KeyCount)
+            throw Invalid(MergeName(merge),
+                $"KeyCount is {merge.KeyCount} but the shards hold {leftRows} + {rightRows} = {leftRows + rightRows} keys: the tree and the stored rows disagree.");
+    }
+
+    private static void CheckNodes(string what, string list, IReadOnlyList<SmtNodeEntry>? nodes)
+    {
+        if (nodes is null) throw Invalid(what, $"{list} must not be null (use an empty list for an empty tree).");
+        for (int i = 0; i < nodes.Count; i++)
+        {
+            var kind = nodes[i].Node.Kind;
+            if (kind is not (SmtNodeKind.Middle or SmtNodeKind.Leaf))
+                throw Invalid(what, $"{list}[{i}] ({nodes[i].Hash}) is not a node (kind {(byte)kind}).");
+        }
+    }
+
+    private static string MergeName(ShardMerge merge) => $"Merge of shards {merge.LeftShardId} and {merge.RightShardId}";
+
+    private static GridException Conflict(string what, long expectedEpoch, long expectedVersion, long storedEpoch, long storedVersion) =>
+        new(GridErrorCode.Conflict, storedEpoch != expectedEpoch
+            ? $"{what} refused: the shard's epoch is {storedEpoch} but the request carries {expectedEpoch} (ownership moved; this writer must stop)."
+            : $"{what} refused: the shard is at version {storedVersion} but the request expects {expectedVersion}.");
+
+    private static GridException Invalid(string what, string message) => GridException.InvalidArgument($"{what} refused: {message}");
 
     public static void ReturnRows(RowWrite[] sorted) => ArrayPool<RowWrite>.Shared.Return(sorted, clearArray: true);
 

@@ -72,6 +72,39 @@ public interface IShardStore : IAsyncDisposable
     ValueTask CommitAsync(ShardCommit commit, CancellationToken cancellationToken);
 
     /// <summary>
+    /// Splits shard <see cref="ShardSplit.ShardId"/> in two at <see cref="ShardSplit.SplitKey"/>, atomically: the shard keeps
+    /// the keys below the split key (its range now ends there) and a new shard, with a new id, takes the keys from it on
+    /// (to the old end). Both get the version <see cref="ShardSplit.NewVersion"/>, the shard's epoch (and, in a cluster, its
+    /// owner), and the complete trees given (each replaces whatever nodes the shard had). Only if the shard's epoch and
+    /// version are the expected ones.
+    /// </summary>
+    /// <remarks>The new id is one more than the largest id in the store (so an id freed by a merge may be given again).
+    /// Moved rows keep the version and time of the commit that wrote them. A node reader of the shard sees the new left tree
+    /// once the call returns; a <see cref="ShardTreeNodeStore"/> opened before must be reopened from the returned state (its
+    /// root and cache belong to the old tree).</remarks>
+    /// <returns>The two shards' states after the split: left (the old id), right (the new one).</returns>
+    /// <exception cref="GridException"><see cref="GridErrorCode.Conflict"/> if the epoch or version moved on (nothing is written);
+    /// <see cref="GridErrorCode.UnknownShard"/>; <see cref="GridErrorCode.InvalidArgument"/> if the split key is not strictly
+    /// inside the shard's range (after its start, before its end), NewVersion ≤ ExpectedVersion, or a key count differs from
+    /// the rows on that side of the split key (the store counts; nothing is written).</exception>
+    ValueTask<(ShardState Left, ShardState Right)> SplitAsync(ShardSplit split, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Merges two adjacent shards into the left one, atomically: it takes the right one's rows and range (its range now
+    /// ends where the right one ended), the version <see cref="ShardMerge.NewVersion"/> and the complete tree given (which
+    /// replaces both trees); the right shard is gone. Only if both shards' epochs and versions are the expected ones.
+    /// </summary>
+    /// <remarks>The merged shard keeps the left one's epoch (and, in a cluster, its owner). Moved rows keep the version and
+    /// time of the commit that wrote them. Afterwards the right id is unknown (<see cref="GridErrorCode.UnknownShard"/>) and a
+    /// node reader of it finds nothing; trees over either shard must be reopened from the returned state.</remarks>
+    /// <returns>The merged shard's state.</returns>
+    /// <exception cref="GridException"><see cref="GridErrorCode.Conflict"/> if either epoch or version moved on (nothing is
+    /// written); <see cref="GridErrorCode.UnknownShard"/>; <see cref="GridErrorCode.InvalidArgument"/> if the right shard's
+    /// range does not start where the left one's ends, the ids are equal, NewVersion is not greater than both expected
+    /// versions, or the key count differs from the two shards' rows together.</exception>
+    ValueTask<ShardState> MergeAsync(ShardMerge merge, CancellationToken cancellationToken);
+
+    /// <summary>
     /// Synchronous, read-only access to one shard's tree nodes, for the sparse Merkle tree (whose node store is
     /// synchronous). Reads see committed nodes only. The reader is cheap and may be kept for the shard's life.
     /// A reader of an unknown shard finds no nodes.
@@ -134,4 +167,81 @@ public sealed class ShardCommit
 
     /// <summary>Hashes of tree nodes the commit removes.</summary>
     public IReadOnlyList<Fr> RemovedNodes { get; init; } = [];
+}
+
+/// <summary>A split of one shard in two (see <see cref="IShardStore.SplitAsync"/>).</summary>
+public sealed class ShardSplit
+{
+    /// <summary>The shard to split; it keeps the left part.</summary>
+    public required long ShardId { get; init; }
+
+    /// <summary>The owner's epoch: refused unless it is the shard's current epoch.</summary>
+    public required long Epoch { get; init; }
+
+    /// <summary>The version the trees were built from: refused unless it is the shard's current version.</summary>
+    public required long ExpectedVersion { get; init; }
+
+    /// <summary>The version both shards have after the split (greater than <see cref="ExpectedVersion"/>).</summary>
+    public required long NewVersion { get; init; }
+
+    /// <summary>The first key of the right shard: strictly after the shard's start and before its end.</summary>
+    public required byte[] SplitKey { get; init; }
+
+    /// <summary>Root of the left shard's tree (the keys below <see cref="SplitKey"/>).</summary>
+    public required Fr LeftRoot { get; init; }
+
+    /// <summary>Keys below <see cref="SplitKey"/>; the store checks it against the rows.</summary>
+    public required long LeftKeyCount { get; init; }
+
+    /// <summary>Every node of the left tree (replaces the shard's nodes).</summary>
+    public required IReadOnlyList<SmtNodeEntry> LeftNodes { get; init; }
+
+    /// <summary>Root of the right shard's tree (the keys from <see cref="SplitKey"/> on).</summary>
+    public required Fr RightRoot { get; init; }
+
+    /// <summary>Keys from <see cref="SplitKey"/> on; the store checks it against the rows.</summary>
+    public required long RightKeyCount { get; init; }
+
+    /// <summary>Every node of the right tree.</summary>
+    public required IReadOnlyList<SmtNodeEntry> RightNodes { get; init; }
+
+    /// <summary>Time of the split, Unix microseconds (both shards' last-update time).</summary>
+    public required long TimestampMicros { get; init; }
+}
+
+/// <summary>A merge of two adjacent shards into the left one (see <see cref="IShardStore.MergeAsync"/>).</summary>
+public sealed class ShardMerge
+{
+    /// <summary>The left shard (it remains, with the merged range).</summary>
+    public required long LeftShardId { get; init; }
+
+    /// <summary>The left shard's expected epoch.</summary>
+    public required long LeftEpoch { get; init; }
+
+    /// <summary>The left shard's expected version.</summary>
+    public required long LeftExpectedVersion { get; init; }
+
+    /// <summary>The right shard (its range starts where the left one's ends; it is removed).</summary>
+    public required long RightShardId { get; init; }
+
+    /// <summary>The right shard's expected epoch.</summary>
+    public required long RightEpoch { get; init; }
+
+    /// <summary>The right shard's expected version.</summary>
+    public required long RightExpectedVersion { get; init; }
+
+    /// <summary>The merged shard's version: greater than both expected versions.</summary>
+    public required long NewVersion { get; init; }
+
+    /// <summary>Root of the merged tree.</summary>
+    public required Fr Root { get; init; }
+
+    /// <summary>Keys of both shards together; the store checks it against the rows.</summary>
+    public required long KeyCount { get; init; }
+
+    /// <summary>Every node of the merged tree (replaces both shards' nodes).</summary>
+    public required IReadOnlyList<SmtNodeEntry> Nodes { get; init; }
+
+    /// <summary>Time of the merge, Unix microseconds.</summary>
+    public required long TimestampMicros { get; init; }
 }

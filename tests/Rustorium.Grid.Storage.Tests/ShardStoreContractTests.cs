@@ -1,4 +1,5 @@
 using Rustorium.Grid.Crypto;
+using Rustorium.Grid.Crypto.Poseidon;
 using Rustorium.Grid.Crypto.Smt;
 using static Rustorium.Grid.Storage.Tests.StoreTestKit;
 
@@ -495,6 +496,453 @@ public abstract class ShardStoreContractTests
         var after = await store.GetShardAsync(shard.ShardId, _ct);
         Assert.Equal(1, after.Version);
         Assert.Single(await AllKeysAsync(store, shard.ShardId));
+    }
+
+    // ---------------------------------------------------------------- split and merge
+
+    [Fact]
+    public async Task ASplitMovesTheRowsAndBothTreesReopenFromTheStore()
+    {
+        var (store, name, shard, rows, tree) = await NewFilledShardAsync(300);
+        var before = await store.ListShardsAsync(_ct);
+        using (var early = store.OpenNodeReader(shard.ShardId)) Assert.True(early.TryGetNode(tree.Root, out _));
+        var reader = store.OpenNodeReader(shard.ShardId); // opened before the split: must see the new node set
+
+        var split = SplitOf(shard, K("60"), rows);
+        var (left, right) = await store.SplitAsync(split, _ct);
+
+        Assert.Equal(new ShardState(shard.ShardId, Range("40", "60"), split.NewVersion, shard.Epoch, split.LeftRoot, split.LeftKeyCount,
+            split.TimestampMicros), left);
+        Assert.Equal(before.Max(s => s.ShardId) + 1, right.ShardId);
+        Assert.Equal(new ShardState(right.ShardId, Range("60", "80"), split.NewVersion, shard.Epoch, split.RightRoot, split.RightKeyCount,
+            split.TimestampMicros), right);
+        Assert.True(split.LeftKeyCount > 50 && split.RightKeyCount > 50, "both sides hold rows");
+
+        // The left shard's tree was replaced: the old root and the right side's leaves are gone from it, its own nodes are there.
+        var leftTree = TreeOf(rows.Where(r => KeyRange.Compare(r.Key, split.SplitKey) < 0));
+        var rightTree = TreeOf(rows.Where(r => KeyRange.Compare(r.Key, split.SplitKey) >= 0));
+        Assert.False(reader.TryGetNode(tree.Root, out _));
+        AssertNodes(reader, leftTree.Nodes);
+        var leftHashes = leftTree.Nodes.Select(n => n.Hash).ToHashSet();
+        foreach (var stale in tree.Nodes.Where(n => !leftHashes.Contains(n.Hash))) Assert.False(reader.TryGetNode(stale.Hash, out _));
+        foreach (var moved in rightTree.Nodes) Assert.False(reader.TryGetNode(moved.Hash, out _));
+        reader.Dispose();
+
+        store = await ReopenAsync(store, name);
+        await using var opened = store;
+        var after = await AssertLayoutCompleteAsync(store);
+        Assert.Equal(before.Count + 1, after.Count);
+        Assert.Equal(left, await store.GetShardAsync(left.ShardId, _ct));
+        Assert.Equal(right, await store.GetShardAsync(right.ShardId, _ct));
+        foreach (var other in before.Where(s => s.ShardId != shard.ShardId)) Assert.Equal(other, await store.GetShardAsync(other.ShardId, _ct));
+        await AssertHoldsAsync(store, left, rows.Where(r => KeyRange.Compare(r.Key, split.SplitKey) < 0).ToArray(), leftTree);
+        await AssertHoldsAsync(store, right, rows.Where(r => KeyRange.Compare(r.Key, split.SplitKey) >= 0).ToArray(), rightTree);
+        Assert.Null(await store.GetAsync(left.ShardId, rows[^1].Key, _ct));
+        Assert.NotNull(await store.GetAsync(right.ShardId, rows[^1].Key, _ct));
+
+        // The right shard is a shard like any other: its owner (the left one's, same epoch) commits on the stored tree.
+        using var nodes = ShardTreeNodeStore.Open(store, right);
+        var reopened = new SparseMerkleTree(nodes);
+        var added = Put("7fff", "01");
+        reopened.Upsert(PoseidonBytes.Hash(added.Key), PoseidonBytes.Hash(added.Value));
+        var staged = nodes.TakeStaged();
+        await store.CommitAsync(new ShardCommit
+        {
+            ShardId = right.ShardId, Epoch = right.Epoch, ExpectedVersion = right.Version, NewVersion = right.Version + 1, NewRoot = staged.NewRoot,
+            NewKeyCount = right.KeyCount + 1, TimestampMicros = right.UpdatedAtMicros + 1, Rows = [added],
+            AddedNodes = staged.AddedNodes, RemovedNodes = staged.RemovedNodes,
+        }, _ct);
+        nodes.AcceptStaged();
+        Assert.Equal(TreeOf(rows.Where(r => KeyRange.Compare(r.Key, split.SplitKey) >= 0).Append(added)).Root, staged.NewRoot);
+    }
+
+    [Fact]
+    public async Task ASplitWithAStaleEpochOrVersionIsAConflictAndChangesNothing()
+    {
+        var (store, name, shard, rows, tree) = await NewFilledShardAsync(120);
+        var current = await store.ClaimAsync(shard.ShardId, _ct); // ownership moves on: shard's epoch is stale
+        var snapshot = await SnapshotAsync(store);
+
+        var e = await Assert.ThrowsAsync<GridException>(async () => await store.SplitAsync(SplitOf(shard, K("60"), rows), _ct));
+        Assert.Equal(GridErrorCode.Conflict, e.Code);
+        Assert.Contains("epoch", e.Message);
+        Assert.Equal(GridErrorCode.Conflict, await ErrorOf(async () => await store.SplitAsync(SplitOf(current with { Version = current.Version - 1 }, K("60"), rows), _ct)));
+        Assert.Equal(GridErrorCode.Conflict, await ErrorOf(async () => await store.SplitAsync(SplitOf(current with { Version = current.Version + 1 }, K("60"), rows), _ct)));
+
+        await AssertUnchangedAsync(store, snapshot, current.ShardId, tree);
+        store = await ReopenAsync(store, name);
+        await using var opened = store;
+        await AssertUnchangedAsync(store, snapshot, current.ShardId, tree);
+    }
+
+    [Theory]
+    [InlineData("40")]     // the shard's start
+    [InlineData("3f")]     // before it
+    [InlineData("")]       // the start of the key space
+    [InlineData("80")]     // its (exclusive) end
+    [InlineData("8000")]   // after the end
+    [InlineData("90")]
+    public async Task ASplitKeyNotStrictlyInsideTheRangeIsRefusedAndChangesNothing(string splitKeyHex)
+    {
+        var (store, _, shard, rows, tree) = await NewFilledShardAsync(60);
+        await using var opened = store;
+        var snapshot = await SnapshotAsync(store);
+
+        var e = await Assert.ThrowsAsync<GridException>(async () => await store.SplitAsync(SplitOf(shard, K(splitKeyHex), rows), _ct));
+        Assert.Equal(GridErrorCode.InvalidArgument, e.Code);
+        Assert.Contains("split key", e.Message);
+        await AssertUnchangedAsync(store, snapshot, shard.ShardId, tree);
+
+        // The first shard starts at the empty key: splitting it there is refused too; just after it is fine.
+        var first = await ShardAtAsync(store, "00");
+        Assert.Equal(GridErrorCode.InvalidArgument, await ErrorOf(async () => await store.SplitAsync(SplitOf(first, K(""), []), _ct)));
+        await store.SplitAsync(SplitOf(first, K("00"), []), _ct);
+        await AssertLayoutCompleteAsync(store);
+    }
+
+    [Fact]
+    public async Task ASplitWhoseKeyCountsOrVersionAreWrongIsRefusedAndChangesNothing()
+    {
+        var (store, name, shard, rows, tree) = await NewFilledShardAsync(100);
+        var snapshot = await SnapshotAsync(store);
+        var good = SplitOf(shard, K("60"), rows);
+
+        ShardSplit[] malformed =
+        [
+            SplitOf(shard, K("60"), rows, leftKeyCount: good.LeftKeyCount + 1, rightKeyCount: good.RightKeyCount - 1), // right total, wrong side
+            SplitOf(shard, K("60"), rows, leftKeyCount: good.LeftKeyCount + 1),
+            SplitOf(shard, K("60"), rows, rightKeyCount: good.RightKeyCount - 1),
+            SplitOf(shard, K("60"), rows, leftKeyCount: -1),
+            SplitOf(shard, K("60"), rows, newVersion: shard.Version),                     // NewVersion not after ExpectedVersion
+        ];
+        foreach (var split in malformed)
+        {
+            var e = await Assert.ThrowsAsync<GridException>(async () => await store.SplitAsync(split, _ct));
+            Assert.Equal(GridErrorCode.InvalidArgument, e.Code);
+        }
+        Assert.Equal(GridErrorCode.UnknownShard, await ErrorOf(async () => await store.SplitAsync(SplitOf(shard with { ShardId = 987_654 }, K("60"), rows), _ct)));
+
+        await AssertUnchangedAsync(store, snapshot, shard.ShardId, tree);
+        store = await ReopenAsync(store, name);
+        await using var opened = store;
+        await AssertUnchangedAsync(store, snapshot, shard.ShardId, tree);
+    }
+
+    [Fact]
+    public async Task AMergeAfterASplitRestoresOneShardWithAllRowsAndTheGivenRoot()
+    {
+        var (store, name, shard, rows, tree) = await NewFilledShardAsync(300);
+        var original = await AllRowsAsync(store, shard.ShardId);
+        var (left, right) = await store.SplitAsync(SplitOf(shard, K("5a"), rows), _ct);
+        var rightTree = TreeOf(rows.Where(r => KeyRange.Compare(r.Key, K("5a")) >= 0));
+        var rightReader = store.OpenNodeReader(right.ShardId);
+        Assert.True(rightReader.TryGetNode(right.Root, out _));
+
+        var merge = MergeOf(left, right, rows);
+        Assert.Equal(tree.Root, merge.Root); // the same rows make the same tree
+        var merged = await store.MergeAsync(merge, _ct);
+
+        Assert.Equal(new ShardState(shard.ShardId, Range("40", "80"), merge.NewVersion, shard.Epoch, tree.Root, rows.Length, merge.TimestampMicros), merged);
+        // The right shard is gone, nodes and all, and its old reader finds nothing.
+        foreach (var node in rightTree.Nodes) Assert.False(rightReader.TryGetNode(node.Hash, out _));
+        rightReader.Dispose();
+
+        store = await ReopenAsync(store, name);
+        await using var opened = store;
+        var after = await AssertLayoutCompleteAsync(store);
+        Assert.Equal(ThreeShards, after.Select(s => s.Range));
+        Assert.Equal(merged, await store.GetShardAsync(shard.ShardId, _ct));
+        Assert.Equal(original, await AllRowsAsync(store, shard.ShardId)); // keys, values, and the version and time each row was written at
+        await AssertHoldsAsync(store, merged, rows, tree);
+
+        Assert.Equal(GridErrorCode.UnknownShard, await ErrorOf(async () => await store.GetShardAsync(right.ShardId, _ct)));
+        Assert.Equal(GridErrorCode.UnknownShard, await ErrorOf(async () => await store.ScanAsync(right.ShardId, K(""), null, 10, _ct)));
+        Assert.Equal(GridErrorCode.UnknownShard, await ErrorOf(async () => await store.GetAsync(right.ShardId, rows[^1].Key, _ct)));
+        Assert.Equal(GridErrorCode.UnknownShard, await ErrorOf(async () => await store.ClaimAsync(right.ShardId, _ct)));
+        Assert.Equal(GridErrorCode.UnknownShard, await ErrorOf(async () => await store.CommitAsync(Next(right, 1, Put("70", "01")), _ct)));
+        using var gone = store.OpenNodeReader(right.ShardId);
+        Assert.False(gone.TryGetNode(right.Root, out _));
+    }
+
+    [Fact]
+    public async Task MergingShardsThatAreNotAdjacentInThatOrderIsRefusedAndChangesNothing()
+    {
+        var (store, name, shard, rows, tree) = await NewFilledShardAsync(80);
+        var (left, right) = await store.SplitAsync(SplitOf(shard, K("60"), rows), _ct);
+        var first = await ShardAtAsync(store, "00");
+        var last = await ShardAtAsync(store, "80");
+        var snapshot = await SnapshotAsync(store);
+        var leftTree = TreeOf(rows.Where(r => KeyRange.Compare(r.Key, K("60")) < 0));
+
+        ShardMerge[] refused =
+        [
+            MergeOf(right, left, rows),                    // adjacent, but the wrong way round
+            MergeOf(first, right, rows.Where(r => KeyRange.Compare(r.Key, K("60")) >= 0).ToArray()), // a shard in between
+            MergeOf(first, last, []),                      // [, 40) and [80, ∞)
+            MergeOf(last, first, []),                      // the unbounded one as the left
+            MergeOf(left, left, rows),                     // a shard with itself
+            MergeOf(left, right, rows, keyCount: rows.Length - 1),
+            MergeOf(left, right, rows, keyCount: rows.Length + 1),
+            MergeOf(left, right, rows, newVersion: left.Version),
+        ];
+        foreach (var merge in refused)
+        {
+            var e = await Assert.ThrowsAsync<GridException>(async () => await store.MergeAsync(merge, _ct));
+            Assert.True(e.Code == GridErrorCode.InvalidArgument, $"{merge.LeftShardId} + {merge.RightShardId}: {e.Code} {e.Message}");
+        }
+        Assert.Equal(GridErrorCode.UnknownShard, await ErrorOf(async () => await store.MergeAsync(MergeOf(left, right with { ShardId = 987_654 }, rows), _ct)));
+        Assert.Equal(GridErrorCode.UnknownShard, await ErrorOf(async () => await store.MergeAsync(MergeOf(left with { ShardId = 987_654 }, right, rows), _ct)));
+
+        await AssertUnchangedAsync(store, snapshot, left.ShardId, leftTree);
+        store = await ReopenAsync(store, name);
+        await using var opened = store;
+        await AssertUnchangedAsync(store, snapshot, left.ShardId, leftTree);
+    }
+
+    [Fact]
+    public async Task AMergeWithAStaleEpochOrVersionOnEitherSideIsAConflictAndChangesNothing()
+    {
+        var (store, name, shard, rows, _) = await NewFilledShardAsync(80);
+        var (left, right) = await store.SplitAsync(SplitOf(shard, K("60"), rows), _ct);
+        var leftTree = TreeOf(rows.Where(r => KeyRange.Compare(r.Key, K("60")) < 0));
+
+        // The right shard changes hands (a claim): a merge built on its old epoch must not apply.
+        var rightNow = await store.ClaimAsync(right.ShardId, _ct);
+        var snapshot = await SnapshotAsync(store);
+        var e = await Assert.ThrowsAsync<GridException>(async () => await store.MergeAsync(MergeOf(left, right, rows), _ct));
+        Assert.Equal(GridErrorCode.Conflict, e.Code);
+        Assert.Contains("epoch", e.Message);
+        // Stale versions, either side.
+        Assert.Equal(GridErrorCode.Conflict, await ErrorOf(async () => await store.MergeAsync(MergeOf(left with { Version = left.Version - 1 }, rightNow, rows), _ct)));
+        Assert.Equal(GridErrorCode.Conflict, await ErrorOf(async () => await store.MergeAsync(MergeOf(left, rightNow with { Version = rightNow.Version + 1 }, rows), _ct)));
+        await AssertUnchangedAsync(store, snapshot, left.ShardId, leftTree);
+
+        // Now the left one: its epoch moves on too.
+        var leftNow = await store.ClaimAsync(left.ShardId, _ct);
+        snapshot = await SnapshotAsync(store);
+        Assert.Equal(GridErrorCode.Conflict, await ErrorOf(async () => await store.MergeAsync(MergeOf(left, rightNow, rows), _ct)));
+        await AssertUnchangedAsync(store, snapshot, left.ShardId, leftTree);
+
+        store = await ReopenAsync(store, name);
+        await using var opened = store;
+        await AssertUnchangedAsync(store, snapshot, left.ShardId, leftTree);
+        // With both current epochs and versions the same merge applies, and the merged shard keeps the left one's epoch.
+        var merged = await store.MergeAsync(MergeOf(leftNow, rightNow, rows), _ct);
+        Assert.Equal(leftNow.Epoch, merged.Epoch);
+        Assert.Equal(ThreeShards, (await AssertLayoutCompleteAsync(store)).Select(s => s.Range));
+    }
+
+    [Fact]
+    public async Task TheLayoutStaysCompleteThroughSplitsAndMerges()
+    {
+        var (store, name, shard, rows, tree) = await NewFilledShardAsync(200);
+        var ids = (await store.ListShardsAsync(_ct)).Select(s => s.ShardId).ToHashSet();
+
+        // Split the unbounded last shard (empty: zero roots, no nodes), the first one, and the filled one twice.
+        var last = await ShardAtAsync(store, "80");
+        var (_, tail) = await store.SplitAsync(SplitOf(last, K("c0"), []), _ct);
+        Assert.True(tail.Range.IsUnbounded);
+        Assert.True(tail.Root.IsZero);
+        Assert.True(ids.Add(tail.ShardId));
+        await AssertLayoutCompleteAsync(store);
+
+        var first = await ShardAtAsync(store, "00");
+        var (_, firstRight) = await store.SplitAsync(SplitOf(first, K("2000"), []), _ct);
+        Assert.True(ids.Add(firstRight.ShardId));
+        await AssertLayoutCompleteAsync(store);
+
+        var (a, c) = await store.SplitAsync(SplitOf(shard, K("60"), rows), _ct);
+        Assert.True(ids.Add(c.ShardId));
+        var rowsB = rows.Where(r => KeyRange.Compare(r.Key, K("60")) < 0).ToArray();
+        var (a2, b) = await store.SplitAsync(SplitOf(a, K("50"), rowsB), _ct);
+        Assert.True(ids.Add(b.ShardId));
+        var layout = await AssertLayoutCompleteAsync(store);
+        Assert.Equal(7, layout.Count);
+        Assert.Equal(rows.Length, layout.Sum(s => s.KeyCount));
+
+        store = await ReopenAsync(store, name);
+        await using var opened = store;
+        Assert.Equal(layout, await store.ListShardsAsync(_ct));
+
+        // Merge back in another order than the splits: [50, 60) + [60, 80), then [40, 50) + that, then the tail.
+        var bc = await store.MergeAsync(MergeOf(b, c, rows.Where(r => KeyRange.Compare(r.Key, K("50")) >= 0).ToArray()), _ct);
+        await AssertLayoutCompleteAsync(store);
+        var all = await store.MergeAsync(MergeOf(a2, bc, rows), _ct);
+        Assert.Equal(tree.Root, all.Root);
+        await AssertLayoutCompleteAsync(store);
+        var lastNow = await ShardAtAsync(store, "80");
+        var unbounded = await store.MergeAsync(MergeOf(lastNow, tail, []), _ct);
+        Assert.True(unbounded.Range.IsUnbounded);
+        var firstNow = await ShardAtAsync(store, "00");
+        await store.MergeAsync(MergeOf(firstNow, firstRight, []), _ct);
+
+        Assert.Equal(ThreeShards, (await AssertLayoutCompleteAsync(store)).Select(s => s.Range));
+        await AssertHoldsAsync(store, all, rows, tree);
+    }
+
+    [Fact]
+    public async Task ConcurrentSplitsOfDifferentShardsAllLandWithDifferentIds()
+    {
+        var (store, name) = await NewStoreAsync(EightShards);
+        var shards = await store.ListShardsAsync(_ct);
+        var results = await Task.WhenAll(shards.Select(s => Task.Run(async () =>
+        {
+            var owned = await store.ClaimAsync(s.ShardId, _ct);
+            byte start = owned.Range.Start.IsEmpty ? (byte)0 : owned.Range.Start[0];
+            return await store.SplitAsync(SplitOf(owned, [(byte)(start + 0x10)], []), _ct);
+        })));
+
+        var newIds = results.Select(r => r.Right.ShardId).ToList();
+        Assert.Equal(shards.Count, newIds.Distinct().Count());
+        Assert.DoesNotContain(newIds, id => shards.Any(s => s.ShardId == id));
+        store = await ReopenAsync(store, name);
+        await using var opened = store;
+        var layout = await AssertLayoutCompleteAsync(store);
+        Assert.Equal(2 * shards.Count, layout.Count);
+        foreach (var (left, right) in results)
+        {
+            Assert.Equal(left, await store.GetShardAsync(left.ShardId, _ct));
+            Assert.Equal(right, await store.GetShardAsync(right.ShardId, _ct));
+        }
+    }
+
+    // ---------------------------------------------------------------- split and merge helpers
+
+    /// <summary>A tree built from rows as the layer above builds it (key and value mapped with <see cref="PoseidonBytes"/>).</summary>
+    private sealed record BuiltTree(Fr Root, SmtNodeEntry[] Nodes, long KeyCount);
+
+    private static BuiltTree TreeOf(IEnumerable<RowWrite> rows)
+    {
+        var nodes = new InMemorySmtNodeStore();
+        var tree = new SparseMerkleTree(nodes);
+        var changes = rows.Select(r => SmtChange.Upsert(PoseidonBytes.Hash(r.Key), PoseidonBytes.Hash(r.Value!))).ToArray();
+        if (changes.Length > 0) tree.ApplyBatch(changes);
+        return new BuiltTree(tree.Root, nodes.Nodes.ToArray(), changes.Length);
+    }
+
+    /// <summary><paramref name="n"/> rows spread over [40, 80) (three-byte keys, first byte 40 … 7f).</summary>
+    private static RowWrite[] RowsIn40To80(int n) =>
+        Enumerable.Range(0, n).Select(i => Put([(byte)(0x40 + i * 64 / n), (byte)(i >> 8), (byte)i], [(byte)i, (byte)(i * 7), 0x5a])).ToArray();
+
+    /// <summary>A store with <see cref="StoreTestKit.ThreeShards"/>; [40, 80) claimed and filled with <paramref name="n"/> rows and their real tree.</summary>
+    private async Task<(IShardStore Store, string Name, ShardState Shard, RowWrite[] Rows, BuiltTree Tree)> NewFilledShardAsync(int n)
+    {
+        var (store, name) = await NewStoreAsync(ThreeShards);
+        var shard = await store.ClaimAsync((await ShardAtAsync(store, "40")).ShardId, _ct);
+        var rows = RowsIn40To80(n);
+        var tree = TreeOf(rows);
+        await store.CommitAsync(new ShardCommit
+        {
+            ShardId = shard.ShardId, Epoch = shard.Epoch, ExpectedVersion = shard.Version, NewVersion = shard.Version + 1, NewRoot = tree.Root,
+            NewKeyCount = n, TimestampMicros = 1_700_000_000_000_000, Rows = rows, AddedNodes = tree.Nodes,
+        }, _ct);
+        return (store, name, await store.GetShardAsync(shard.ShardId, _ct), rows, tree);
+    }
+
+    /// <summary>The split of <paramref name="shard"/> (holding <paramref name="rows"/>) at <paramref name="splitKey"/> with both real trees.</summary>
+    private static ShardSplit SplitOf(ShardState shard, byte[] splitKey, IReadOnlyList<RowWrite> rows,
+        long? leftKeyCount = null, long? rightKeyCount = null, long? newVersion = null)
+    {
+        var left = TreeOf(rows.Where(r => KeyRange.Compare(r.Key, splitKey) < 0));
+        var right = TreeOf(rows.Where(r => KeyRange.Compare(r.Key, splitKey) >= 0));
+        return new ShardSplit
+        {
+            ShardId = shard.ShardId, Epoch = shard.Epoch, ExpectedVersion = shard.Version, NewVersion = newVersion ?? shard.Version + 1,
+            SplitKey = splitKey, LeftRoot = left.Root, LeftKeyCount = leftKeyCount ?? left.KeyCount, LeftNodes = left.Nodes,
+            RightRoot = right.Root, RightKeyCount = rightKeyCount ?? right.KeyCount, RightNodes = right.Nodes,
+            TimestampMicros = 1_700_000_100_000_000 + shard.Version,
+        };
+    }
+
+    /// <summary>The merge of <paramref name="left"/> and <paramref name="right"/>, holding <paramref name="rows"/> together, with the real merged tree.</summary>
+    private static ShardMerge MergeOf(ShardState left, ShardState right, IReadOnlyList<RowWrite> rows, long? keyCount = null, long? newVersion = null)
+    {
+        var tree = TreeOf(rows);
+        return new ShardMerge
+        {
+            LeftShardId = left.ShardId, LeftEpoch = left.Epoch, LeftExpectedVersion = left.Version,
+            RightShardId = right.ShardId, RightEpoch = right.Epoch, RightExpectedVersion = right.Version,
+            NewVersion = newVersion ?? Math.Max(left.Version, right.Version) + 1, Root = tree.Root, KeyCount = keyCount ?? tree.KeyCount,
+            Nodes = tree.Nodes, TimestampMicros = 1_700_000_200_000_000 + left.Version,
+        };
+    }
+
+    /// <summary>Checks invariant 4 on the stored layout: sorted by start, no gap, no overlap, distinct ids, each shard readable by id.</summary>
+    private async Task<IReadOnlyList<ShardState>> AssertLayoutCompleteAsync(IShardStore store)
+    {
+        var shards = await store.ListShardsAsync(_ct);
+        ShardLayout.Validate(shards.Select(s => s.Range).ToArray()); // throws on a gap or an overlap
+        for (int i = 1; i < shards.Count; i++) Assert.True(KeyRange.Compare(shards[i - 1].Range.Start, shards[i].Range.Start) < 0);
+        Assert.Equal(shards.Count, shards.Select(s => s.ShardId).Distinct().Count());
+        foreach (var s in shards) Assert.Equal(s, await store.GetShardAsync(s.ShardId, _ct));
+        return shards;
+    }
+
+    /// <summary>
+    /// The shard is <paramref name="state"/>, scans to exactly <paramref name="rows"/>, and its tree, reopened from the store at the
+    /// stored root, is <paramref name="tree"/>: every node stored, every row proven, the other rows absent.
+    /// </summary>
+    private async Task AssertHoldsAsync(IShardStore store, ShardState state, RowWrite[] rows, BuiltTree tree)
+    {
+        Assert.Equal(state, await store.GetShardAsync(state.ShardId, _ct));
+        Assert.Equal(tree.Root, state.Root);
+        Assert.Equal(rows.Length, state.KeyCount);
+        var stored = await store.ScanAsync(state.ShardId, Array.Empty<byte>(), null, 100_000, _ct);
+        var expected = rows.OrderBy(r => r.Key, Comparer<byte[]>.Create((a, b) => KeyRange.Compare(a, b))).ToArray();
+        Assert.Equal(expected.Select(r => Hex(r.Key) + "=" + Hex(r.Value!)), stored.Select(r => Hex(r.Key) + "=" + Hex(r.Value)));
+        Assert.All(stored, r => Assert.True(state.Range.Contains(r.Key)));
+
+        using (var reader = store.OpenNodeReader(state.ShardId)) AssertNodes(reader, tree.Nodes);
+        using var nodes = ShardTreeNodeStore.Open(store, state);
+        var reopened = new SparseMerkleTree(nodes);
+        Assert.Equal(tree.Root, reopened.Root);
+        for (int i = 0; i < rows.Length; i++)
+        {
+            var key = PoseidonBytes.Hash(rows[i].Key);
+            Assert.True(reopened.TryGet(key, out var value));
+            Assert.Equal(PoseidonBytes.Hash(rows[i].Value!), value);
+            if (i % 16 == 0) Assert.True(SmtVerifier.Verify(reopened.Prove(key), state.Root));
+        }
+        // A key outside the shard is proven absent.
+        var outside = PoseidonBytes.Hash(K("ffffffff"));
+        Assert.False(reopened.TryGet(outside, out _));
+        Assert.True(SmtVerifier.Verify(reopened.Prove(outside), state.Root));
+    }
+
+    private static void AssertNodes(IShardNodeReader reader, IEnumerable<SmtNodeEntry> nodes)
+    {
+        foreach (var (hash, node) in nodes)
+        {
+            Assert.True(reader.TryGetNode(hash, out var got), $"node {hash} is stored");
+            Assert.Equal(node, got);
+        }
+    }
+
+    /// <summary>Every shard and every row (key, value, version, time) of the store, as text.</summary>
+    private async Task<List<string>> SnapshotAsync(IShardStore store)
+    {
+        var lines = new List<string>();
+        foreach (var s in await store.ListShardsAsync(_ct))
+        {
+            lines.Add(s.ToString());
+            lines.AddRange(await AllRowsAsync(store, s.ShardId));
+        }
+        return lines;
+    }
+
+    private async Task<List<string>> AllRowsAsync(IShardStore store, long shardId) =>
+        (await store.ScanAsync(shardId, Array.Empty<byte>(), null, 100_000, _ct))
+            .Select(r => $"{shardId}:{Hex(r.Key)}={Hex(r.Value)}@{r.Version}/{r.TimestampMicros}").ToList();
+
+    /// <summary>Layout and rows are as in <paramref name="snapshot"/>, no shard was added, and <paramref name="shardId"/> still has <paramref name="tree"/>.</summary>
+    private async Task AssertUnchangedAsync(IShardStore store, List<string> snapshot, long shardId, BuiltTree tree)
+    {
+        Assert.Equal(snapshot, await SnapshotAsync(store));
+        using var reader = store.OpenNodeReader(shardId);
+        AssertNodes(reader, tree.Nodes);
+        var max = (await store.ListShardsAsync(_ct)).Max(s => s.ShardId);
+        using var next = store.OpenNodeReader(max + 1);
+        foreach (var node in tree.Nodes.Take(20)) Assert.False(next.TryGetNode(node.Hash, out _));
     }
 
     // ---------------------------------------------------------------- helpers

@@ -24,6 +24,23 @@ public interface ISiloControlGrain : IGrainWithIntegerKey
     /// <see cref="GridErrorCode.InvalidArgument"/> if the target is not an active member or is this silo.</exception>
     [GrainMethod(2), AlwaysInterleave]
     Task<ShardMoveResult> MoveShardAsync(long shardId, string targetEndpoint, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Splits shard <paramref name="shardId"/>, owned by this silo, at its median key into two shards that stay here; each gets
+    /// the tree of its own rows. Calls in flight wait. Returns the two new map entries (left keeps the id).
+    /// </summary>
+    /// <exception cref="GridException"><see cref="GridErrorCode.NotOwner"/>; <see cref="GridErrorCode.InvalidArgument"/> if it
+    /// holds fewer than 2 keys.</exception>
+    [GrainMethod(3), AlwaysInterleave]
+    Task<ShardMapEntry[]> SplitShardAsync(long shardId, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Merges shard <paramref name="leftShardId"/> with the shard right after it in key order; this silo must own both (move
+    /// one first if not). Calls in flight wait. Returns the merged shard's map entry.
+    /// </summary>
+    /// <exception cref="GridException"><see cref="GridErrorCode.NotOwner"/>; <see cref="GridErrorCode.InvalidArgument"/> for the last shard.</exception>
+    [GrainMethod(4), AlwaysInterleave]
+    Task<ShardMapEntry> MergeShardsAsync(long leftShardId, CancellationToken cancellationToken);
 }
 
 /// <summary>The outcome of a shard move.</summary>

@@ -24,6 +24,9 @@ public sealed class InMemorySmtNodeStore : ISmtNodeStore
     /// <summary>Number of stored nodes (leaves and middle nodes).</summary>
     public int NodeCount => _nodes.Count;
 
+    /// <summary>Every stored node with its hash, in no particular order (to persist a tree built in memory).</summary>
+    public IEnumerable<SmtNodeEntry> Nodes => _nodes.Select(pair => new SmtNodeEntry(pair.Key, pair.Value));
+
     /// <inheritdoc />
     public bool TryGetNode(in Fr hash, out SmtNode node) => _nodes.TryGetValue(hash, out node);
 

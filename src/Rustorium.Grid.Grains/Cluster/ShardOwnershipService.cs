@@ -7,6 +7,7 @@ using Rustorium.Grid.Grains.Shards;
 using Rustorium.Grid.Runtime.Cluster;
 using Rustorium.Grid.Runtime.Grains;
 using Rustorium.Grid.Runtime.Remoting;
+using Rustorium.Grid.Storage;
 
 namespace Rustorium.Grid.Grains.Cluster;
 
@@ -28,10 +29,40 @@ public sealed record ShardPlacementOptions
     /// <summary>A shard that moved is not moved again for this long (no ping-pong). Default 30 s.</summary>
     public TimeSpan MoveCooldown { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>A shard with at least this many keys is split in two at its median key. 0 turns size splits off. Default 1,000,000.</summary>
+    public long SplitKeys { get; init; } = 1_000_000;
+
+    /// <summary>
+    /// A shard serving at least this many calls per second (measured over a reconcile interval) is split in two. 0 turns
+    /// load splits off. Default 20,000.
+    /// </summary>
+    public double SplitOpsPerSecond { get; init; } = 20_000;
+
+    /// <summary>
+    /// Two adjacent shards owned by one silo, together holding fewer keys than this and each serving fewer than
+    /// <see cref="MergeMaxOpsPerSecond"/> calls per second, are merged. 0 turns merges off. Must be less than half of
+    /// <see cref="SplitKeys"/> (a merged shard never qualifies for a split). Default 10,000.
+    /// </summary>
+    public long MergeKeys { get; init; } = 10_000;
+
+    /// <summary>The call rate under which a shard counts as cold for a merge. Default 10 per second.</summary>
+    public double MergeMaxOpsPerSecond { get; init; } = 10;
+
+    /// <summary>Merges stop when the cluster has this many shards (so a new, empty cluster keeps its initial layout). At least 1. Default 8.</summary>
+    public int MinShards { get; init; } = 8;
+
     /// <summary>Checks the settings; one message per problem, naming the setting.</summary>
     public IReadOnlyList<string> Validate(string prefix = "Silo:Cluster:")
     {
         var problems = new List<string>();
+        if (SplitKeys < 0) problems.Add($"{prefix}SplitKeys must be 0 (off) or positive; got {SplitKeys}.");
+        if (SplitKeys is > 0 and < 4) problems.Add($"{prefix}SplitKeys must be at least 4 (or 0 for off); got {SplitKeys}.");
+        if (SplitOpsPerSecond < 0 || double.IsNaN(SplitOpsPerSecond)) problems.Add($"{prefix}SplitOpsPerSecond must be 0 (off) or positive; got {SplitOpsPerSecond}.");
+        if (MergeKeys < 0) problems.Add($"{prefix}MergeKeys must be 0 (off) or positive; got {MergeKeys}.");
+        if (MergeKeys > 0 && SplitKeys > 0 && MergeKeys * 2 > SplitKeys)
+            problems.Add($"{prefix}MergeKeys ({MergeKeys}) must be at most half of {prefix}SplitKeys ({SplitKeys}), or a merged shard would split again.");
+        if (MergeMaxOpsPerSecond < 0 || double.IsNaN(MergeMaxOpsPerSecond)) problems.Add($"{prefix}MergeMaxOpsPerSecond must not be negative; got {MergeMaxOpsPerSecond}.");
+        if (MinShards < 1) problems.Add($"{prefix}MinShards must be at least 1; got {MinShards}.");
         if (ReconcileInterval < TimeSpan.FromMilliseconds(100) || ReconcileInterval > TimeSpan.FromMinutes(5))
             problems.Add($"{prefix}ReconcileInterval must be 00:00:00.1..00:05:00; got {ReconcileInterval}.");
         if (RebalanceThreshold < 2) problems.Add($"{prefix}RebalanceThreshold must be at least 2 (a smaller gap would move shards back and forth); got {RebalanceThreshold}.");
@@ -52,6 +83,7 @@ public sealed record ShardPlacementOptions
 public sealed class ShardOwnershipService : IHostedService, IAsyncDisposable
 {
     private readonly IShardDirectory _directory;
+    private readonly IShardStore _store;
     private readonly IMembershipTable _table;
     private readonly ClusterMembership _membership;
     private readonly ClusterShardActivation _activation;
@@ -67,11 +99,12 @@ public sealed class ShardOwnershipService : IHostedService, IAsyncDisposable
     private Task? _loop;
 
     /// <summary>Created by DI.</summary>
-    public ShardOwnershipService(IShardDirectory directory, IMembershipTable table, ClusterMembership membership, ClusterShardActivation activation,
+    public ShardOwnershipService(IShardDirectory directory, IShardStore store, IMembershipTable table, ClusterMembership membership, ClusterShardActivation activation,
         ActiveShards active, IGrainFactory grains, ActivationDirectory activations, SiloConnections silos, ShardPlacementOptions options,
         ILogger<ShardOwnershipService> logger)
     {
         _directory = directory;
+        _store = store;
         _table = table;
         _membership = membership;
         _activation = activation;
@@ -154,6 +187,219 @@ public sealed class ShardOwnershipService : IHostedService, IAsyncDisposable
         }
 
         if (_options.Rebalance) await RebalanceOnceAsync(cancellationToken).ConfigureAwait(false);
+        await ReshardOnceAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private long _ratesTakenAt;
+    private Dictionary<long, long> _ratesCounts = [];
+    private Dictionary<long, double> _rates = [];
+
+    /// <summary>Calls per second of each shard served here since the previous round (0 for shards not seen before).</summary>
+    private Dictionary<long, double> MeasureRates(IEnumerable<long> shards)
+    {
+        long now = Stopwatch.GetTimestamp();
+        double seconds = _ratesTakenAt == 0 ? 0 : Stopwatch.GetElapsedTime(_ratesTakenAt, now).TotalSeconds;
+        var counts = shards.ToDictionary(id => id, _active.OperationCount);
+        var rates = new Dictionary<long, double>();
+        foreach (var (id, count) in counts)
+            rates[id] = seconds > 0 && _ratesCounts.TryGetValue(id, out long before) ? (count - before) / seconds : 0;
+        _ratesTakenAt = now;
+        _ratesCounts = counts;
+        _rates = rates;
+        return rates;
+    }
+
+    /// <summary>The calls per second of shard <paramref name="shardId"/> measured at the last reconcile round.</summary>
+    public double RateOf(long shardId) => _rates.TryGetValue(shardId, out double rate) ? rate : 0;
+
+    private bool Settled(long shardId) =>
+        !_lastMoved.TryGetValue(shardId, out long at) || Stopwatch.GetElapsedTime(at) >= _options.MoveCooldown;
+
+    private async Task ReshardOnceAsync(CancellationToken cancellationToken)
+    {
+        var self = _membership.Address;
+        var snapshot = await _directory.ReadAsync(cancellationToken).ConfigureAwait(false);
+        var mine = snapshot.Shards.Where(s => s.Owner == self).ToList();
+        var rates = MeasureRates(mine.Select(s => s.ShardId));
+
+        var hot = mine.FirstOrDefault(s => Settled(s.ShardId) && s.KeyCount >= 2 &&
+            ((_options.SplitKeys > 0 && s.KeyCount >= _options.SplitKeys) || (_options.SplitOpsPerSecond > 0 && rates[s.ShardId] >= _options.SplitOpsPerSecond)));
+        if (hot is not null)
+        {
+            _logger.LogInformation("Splitting shard {Shard}: {Keys} keys, {Rate:0} calls/s", hot.ShardId, hot.KeyCount, rates[hot.ShardId]);
+            await SplitAsync(hot.ShardId, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        if (_options.MergeKeys <= 0 || snapshot.Shards.Count <= _options.MinShards) return;
+        var ordered = snapshot.Shards; // by range start
+        for (int i = 0; i + 1 < ordered.Count; i++)
+        {
+            var left = ordered[i];
+            var right = ordered[i + 1];
+            if (left.Owner != self || right.Owner != self) continue;
+            if (!Settled(left.ShardId) || !Settled(right.ShardId)) continue;
+            if (left.KeyCount + right.KeyCount >= _options.MergeKeys) continue;
+            if (rates[left.ShardId] >= _options.MergeMaxOpsPerSecond || rates[right.ShardId] >= _options.MergeMaxOpsPerSecond) continue;
+            _logger.LogInformation("Merging cold shards {Left} and {Right} ({Keys} keys together)", left.ShardId, right.ShardId,
+                left.KeyCount + right.KeyCount);
+            await MergeAsync(left.ShardId, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+    }
+
+    /// <summary>
+    /// Splits shard <paramref name="shardId"/>, owned here, at its median key: closes it (queued writes commit; calls
+    /// arriving meanwhile wait), builds the trees of both halves from the stored rows, and stores both halves in one
+    /// transaction conditioned on the shard's epoch and version. Both halves stay here. Returns their map entries.
+    /// </summary>
+    /// <exception cref="GridException"><see cref="GridErrorCode.NotOwner"/> if this silo does not own the shard;
+    /// <see cref="GridErrorCode.InvalidArgument"/> if it holds fewer than 2 keys; <see cref="GridErrorCode.Conflict"/> if it
+    /// is already being moved, split or merged.</exception>
+    public async Task<ShardMapEntry[]> SplitAsync(long shardId, CancellationToken cancellationToken)
+    {
+        var started = Stopwatch.GetTimestamp();
+        await _moves.WaitAsync(cancellationToken).ConfigureAwait(false);
+        (ShardState Left, ShardState Right) result;
+        try
+        {
+            var row = await RequireOwnedAsync(shardId, cancellationToken).ConfigureAwait(false);
+            if (!_activation.BeginHandover(shardId)) throw new GridException(GridErrorCode.Conflict, $"Shard {shardId} is already moving.");
+            try
+            {
+                await _activations.DeactivateAsync(ShardGrainId(shardId), DeactivationReason.Migrating).ConfigureAwait(false);
+                var state = await _store.GetShardAsync(shardId, cancellationToken).ConfigureAwait(false);
+                if (state.Epoch != row.Epoch)
+                    throw new GridException(GridErrorCode.NotOwner, $"Shard {shardId} moved on to epoch {state.Epoch} while it was being split.");
+                var rows = await ShardTreeBuilder.ReadAllRowsAsync(_store, shardId, cancellationToken).ConfigureAwait(false);
+                if (rows.Count < 2) throw GridException.InvalidArgument($"Shard {shardId} holds {rows.Count} keys; a split needs at least 2.");
+                int mid = rows.Count / 2;
+                // Building the trees hashes every key: off the reconcile loop's thread is fine, it runs on the pool anyway.
+                var left = ShardTreeBuilder.Build(rows.GetRange(0, mid));
+                var right = ShardTreeBuilder.Build(rows.GetRange(mid, rows.Count - mid));
+                result = await _store.SplitAsync(new ShardSplit
+                {
+                    ShardId = shardId,
+                    Epoch = state.Epoch,
+                    ExpectedVersion = state.Version,
+                    NewVersion = state.Version + 1,
+                    SplitKey = rows[mid].Key,
+                    LeftRoot = left.Root,
+                    LeftKeyCount = left.KeyCount,
+                    LeftNodes = left.Nodes,
+                    RightRoot = right.Root,
+                    RightKeyCount = right.KeyCount,
+                    RightNodes = right.Nodes,
+                    TimestampMicros = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() * 1000,
+                }, cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                _activation.EndHandover(shardId);
+            }
+            _lastMoved[result.Left.ShardId] = Stopwatch.GetTimestamp();
+            _lastMoved[result.Right.ShardId] = Stopwatch.GetTimestamp();
+        }
+        finally
+        {
+            _moves.Release();
+        }
+        await TryOpenAsync(result.Left.ShardId, cancellationToken).ConfigureAwait(false);
+        await TryOpenAsync(result.Right.ShardId, cancellationToken).ConfigureAwait(false);
+        _logger.LogInformation("Split shard {Shard} into {Left} {LeftRange} ({LeftKeys} keys) and {Right} {RightRange} ({RightKeys} keys) in {Ms:0.0} ms",
+            shardId, result.Left.ShardId, result.Left.Range, result.Left.KeyCount, result.Right.ShardId, result.Right.Range, result.Right.KeyCount,
+            Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+        string endpoint = _membership.Address.Endpoint;
+        return
+        [
+            new ShardMapEntry(result.Left.ShardId, result.Left.Range, endpoint, result.Left.Epoch),
+            new ShardMapEntry(result.Right.ShardId, result.Right.Range, endpoint, result.Right.Epoch),
+        ];
+    }
+
+    /// <summary>
+    /// Merges shard <paramref name="leftShardId"/> with the shard right after it; both must be owned here. Closes both
+    /// (calls wait), builds the merged tree from their rows, and stores the merge in one transaction conditioned on both
+    /// epochs and versions. Returns the merged shard's map entry.
+    /// </summary>
+    /// <exception cref="GridException"><see cref="GridErrorCode.NotOwner"/> if this silo does not own both;
+    /// <see cref="GridErrorCode.InvalidArgument"/> if the shard is the last one; <see cref="GridErrorCode.Conflict"/> if one
+    /// is already being moved, split or merged.</exception>
+    public async Task<ShardMapEntry> MergeAsync(long leftShardId, CancellationToken cancellationToken)
+    {
+        var started = Stopwatch.GetTimestamp();
+        await _moves.WaitAsync(cancellationToken).ConfigureAwait(false);
+        ShardState merged;
+        long rightShardId;
+        try
+        {
+            var snapshot = await _directory.ReadAsync(cancellationToken).ConfigureAwait(false);
+            int index = snapshot.Shards.ToList().FindIndex(s => s.ShardId == leftShardId);
+            if (index < 0) throw new GridException(GridErrorCode.UnknownShard, $"Shard {leftShardId} does not exist.");
+            if (index == snapshot.Shards.Count - 1) throw GridException.InvalidArgument($"Shard {leftShardId} is the last shard: it has no right neighbour to merge with.");
+            rightShardId = snapshot.Shards[index + 1].ShardId;
+            var leftRow = await RequireOwnedAsync(leftShardId, cancellationToken).ConfigureAwait(false);
+            var rightRow = await RequireOwnedAsync(rightShardId, cancellationToken).ConfigureAwait(false);
+            if (!_activation.BeginHandover(leftShardId)) throw new GridException(GridErrorCode.Conflict, $"Shard {leftShardId} is already moving.");
+            try
+            {
+                if (!_activation.BeginHandover(rightShardId)) throw new GridException(GridErrorCode.Conflict, $"Shard {rightShardId} is already moving.");
+                try
+                {
+                    await _activations.DeactivateAsync(ShardGrainId(leftShardId), DeactivationReason.Migrating).ConfigureAwait(false);
+                    await _activations.DeactivateAsync(ShardGrainId(rightShardId), DeactivationReason.Migrating).ConfigureAwait(false);
+                    var left = await _store.GetShardAsync(leftShardId, cancellationToken).ConfigureAwait(false);
+                    var right = await _store.GetShardAsync(rightShardId, cancellationToken).ConfigureAwait(false);
+                    if (left.Epoch != leftRow.Epoch || right.Epoch != rightRow.Epoch)
+                        throw new GridException(GridErrorCode.NotOwner, $"Shards {leftShardId} and {rightShardId} moved on while they were being merged.");
+                    var rows = await ShardTreeBuilder.ReadAllRowsAsync(_store, leftShardId, cancellationToken).ConfigureAwait(false);
+                    rows.AddRange(await ShardTreeBuilder.ReadAllRowsAsync(_store, rightShardId, cancellationToken).ConfigureAwait(false));
+                    var tree = ShardTreeBuilder.Build(rows);
+                    merged = await _store.MergeAsync(new ShardMerge
+                    {
+                        LeftShardId = leftShardId,
+                        LeftEpoch = left.Epoch,
+                        LeftExpectedVersion = left.Version,
+                        RightShardId = rightShardId,
+                        RightEpoch = right.Epoch,
+                        RightExpectedVersion = right.Version,
+                        NewVersion = Math.Max(left.Version, right.Version) + 1,
+                        Root = tree.Root,
+                        KeyCount = tree.KeyCount,
+                        Nodes = tree.Nodes,
+                        TimestampMicros = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() * 1000,
+                    }, cancellationToken).ConfigureAwait(false);
+                }
+                finally
+                {
+                    _activation.EndHandover(rightShardId);
+                }
+            }
+            finally
+            {
+                _activation.EndHandover(leftShardId);
+            }
+            _lastMoved[leftShardId] = Stopwatch.GetTimestamp();
+        }
+        finally
+        {
+            _moves.Release();
+        }
+        await TryOpenAsync(merged.ShardId, cancellationToken).ConfigureAwait(false);
+        _logger.LogInformation("Merged shard {Right} into {Left}: {Range}, {Keys} keys, in {Ms:0.0} ms", rightShardId, merged.ShardId, merged.Range,
+            merged.KeyCount, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+        return new ShardMapEntry(merged.ShardId, merged.Range, _membership.Address.Endpoint, merged.Epoch);
+    }
+
+    private async Task<ShardOwnership> RequireOwnedAsync(long shardId, CancellationToken cancellationToken)
+    {
+        var row = await _directory.GetAsync(shardId, cancellationToken).ConfigureAwait(false);
+        if (row.Owner != _membership.Address)
+            throw new GridException(GridErrorCode.NotOwner, $"Shard {shardId} is owned by {row.Owner?.ToString() ?? "nobody"}, not by this silo ({_membership.Address}).")
+            {
+                OwnerHint = row.Owner is { } o ? new OwnerHint(shardId, o.Endpoint, row.Epoch) : null,
+            };
+        return row;
     }
 
     private async Task RebalanceOnceAsync(CancellationToken cancellationToken)
@@ -199,12 +445,7 @@ public sealed class ShardOwnershipService : IHostedService, IAsyncDisposable
         await _moves.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            var row = await _directory.GetAsync(shardId, cancellationToken).ConfigureAwait(false);
-            if (row.Owner != self)
-                throw new GridException(GridErrorCode.NotOwner, $"Shard {shardId} is owned by {row.Owner?.ToString() ?? "nobody"}, not by this silo ({self}).")
-                {
-                    OwnerHint = row.Owner is { } o ? new OwnerHint(shardId, o.Endpoint, row.Epoch) : null,
-                };
+            var row = await RequireOwnedAsync(shardId, cancellationToken).ConfigureAwait(false);
             if (!_activation.BeginHandover(shardId)) throw new GridException(GridErrorCode.Conflict, $"Shard {shardId} is already moving.");
             ShardOwnership moved;
             try

@@ -31,4 +31,11 @@ public sealed class SiloControlGrain : Grain, ISiloControlGrain
         if (target.Address == _membership.Address) throw GridException.InvalidArgument($"Shard {shardId} cannot move to the silo it is on ({targetEndpoint}).");
         return _ownership.HandOverAsync(shardId, target.Address, cancellationToken);
     }
+
+    /// <inheritdoc />
+    public Task<ShardMapEntry[]> SplitShardAsync(long shardId, CancellationToken cancellationToken) => _ownership.SplitAsync(shardId, cancellationToken);
+
+    /// <inheritdoc />
+    public Task<ShardMapEntry> MergeShardsAsync(long leftShardId, CancellationToken cancellationToken) =>
+        _ownership.MergeAsync(leftShardId, cancellationToken);
 }

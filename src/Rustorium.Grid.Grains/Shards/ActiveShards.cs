@@ -29,5 +29,14 @@ public sealed class ActiveShards
 
     internal void Add(long shardId, long epoch) => _ids[shardId] = epoch;
 
+    private readonly ConcurrentDictionary<long, System.Runtime.CompilerServices.StrongBox<long>> _operations = new();
+
+    /// <summary>Counts one call served by shard <paramref name="shardId"/> (its load, for placement and load-based splits).</summary>
+    public void RecordOperation(long shardId) =>
+        Interlocked.Increment(ref _operations.GetOrAdd(shardId, static _ => new System.Runtime.CompilerServices.StrongBox<long>()).Value);
+
+    /// <summary>Calls served by shard <paramref name="shardId"/> in this silo since it started (a monotonic counter).</summary>
+    public long OperationCount(long shardId) => _operations.TryGetValue(shardId, out var box) ? Interlocked.Read(ref box.Value) : 0;
+
     internal void Remove(long shardId) => _ids.TryRemove(shardId, out _);
 }

@@ -44,6 +44,7 @@ public sealed class ShardGrain : Grain, IShardGrain
         get
         {
             _activation.EnsureServing();
+            _active.RecordOperation(ShardId);
             var engine = _engine ?? throw new GridException(GridErrorCode.Unavailable, $"Shard {ShardId} is not open on this silo; retry.");
             if (engine.IsFenced)
             {

@@ -355,6 +355,192 @@ public sealed class PostgresShardStore : IShardStore
     }
 
     /// <inheritdoc />
+    /// <remarks>
+    /// One transaction, two round trips, then COMMIT. The first locks the shard's row (as a commit does), then the schema's
+    /// shard-id lock (so concurrent splits of different shards get different new ids), reads the next id and counts the rows
+    /// on each side of the split key; the store checks epoch, version, split key and counts (a refusal rolls back: nothing was
+    /// written). The second inserts the right shard (copying the left one's end, epoch and owner), re-keys its rows, replaces
+    /// the left tree, stores the right one and moves the left shard. 0002's deferred triggers move the shard map's generation
+    /// on at COMMIT. Cancellation is honoured until COMMIT is sent, never during it.
+    /// </remarks>
+    public async ValueTask<(ShardState Left, ShardState Right)> SplitAsync(ShardSplit split, CancellationToken cancellationToken)
+    {
+        ThrowIfDisposed();
+        CommitChecks.CheckSplit(split);
+        string what = $"Split of shard {split.ShardId}";
+        byte[]? leftNodes = null, rightNodes = null;
+        try
+        {
+            int leftLength = PackNodes(split.LeftNodes, what, nameof(ShardSplit.LeftNodes), out leftNodes);
+            int rightLength = PackNodes(split.RightNodes, what, nameof(ShardSplit.RightNodes), out rightNodes);
+            await using var connection = await OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await using var tx = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+                long epoch, version, rightId, leftRows, rightRows;
+                KeyRange range;
+                await using (var read = new NpgsqlBatch(connection, tx))
+                {
+                    read.BatchCommands.Add(Command(PostgresStatements.LockShardForCommit, Int64("id", split.ShardId)));
+                    read.BatchCommands.Add(Command(PostgresStatements.LockShardIds, Text("schema", Options.Schema)));
+                    read.BatchCommands.Add(Command(PostgresStatements.NextShardId));
+                    read.BatchCommands.Add(Command(PostgresStatements.CountRowsAroundSplit, Int64("id", split.ShardId), Bytes("split", split.SplitKey)));
+                    await using var r = await read.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+                    if (!await r.ReadAsync(cancellationToken).ConfigureAwait(false)) throw CommitChecks.UnknownShard(split.ShardId);
+                    epoch = r.GetInt64(0);
+                    version = r.GetInt64(1);
+                    range = ReadRange(r, 2, split.ShardId);
+                    await r.NextResultAsync(cancellationToken).ConfigureAwait(false); // the advisory lock
+                    rightId = await NextCountAsync(r, cancellationToken).ConfigureAwait(false);
+                    await r.NextResultAsync(cancellationToken).ConfigureAwait(false);
+                    await r.ReadAsync(cancellationToken).ConfigureAwait(false);
+                    leftRows = r.GetInt64(0);
+                    rightRows = r.GetInt64(1);
+                }
+                // Every refusal below leaves the transaction uncommitted: disposing it rolls back (nothing was written yet).
+                CommitChecks.CheckSplitAgainst(split, epoch, version, range);
+                CommitChecks.CheckSplitCounts(split, leftRows, rightRows);
+
+                await using (var write = new NpgsqlBatch(connection, tx))
+                {
+                    var insert = Command(PostgresStatements.InsertSplitShard, Int64("id", split.ShardId), Int64("epoch", split.Epoch),
+                        Int64("expected_version", split.ExpectedVersion), Int64("new_id", rightId), Bytes("split", split.SplitKey),
+                        Int64("new_version", split.NewVersion), Bytes("root", FieldBytes.ToBytes(split.RightRoot)),
+                        Int64("key_count", split.RightKeyCount), Int64("ts", split.TimestampMicros));
+                    var move = Command(PostgresStatements.MoveRowsFrom, Int64("id", split.ShardId), Int64("to", rightId), Bytes("from", split.SplitKey));
+                    var update = Command(PostgresStatements.UpdateShardRange, Int64("id", split.ShardId), Int64("epoch", split.Epoch),
+                        Int64("expected_version", split.ExpectedVersion), NullableBytes("range_end", split.SplitKey),
+                        Int64("new_version", split.NewVersion), Bytes("root", FieldBytes.ToBytes(split.LeftRoot)),
+                        Int64("key_count", split.LeftKeyCount), Int64("ts", split.TimestampMicros));
+                    write.BatchCommands.Add(insert); // before the left row moves: it copies the old end
+                    write.BatchCommands.Add(move);
+                    write.BatchCommands.Add(Command(PostgresStatements.DeleteShardNodes, Int64("id", split.ShardId)));
+                    if (leftLength > 0)
+                        write.BatchCommands.Add(Command(PostgresStatements.InsertNodes, Int64("id", split.ShardId), Packed("nodes", leftNodes!, leftLength)));
+                    if (rightLength > 0)
+                        write.BatchCommands.Add(Command(PostgresStatements.InsertNodes, Int64("id", rightId), Packed("nodes", rightNodes!, rightLength)));
+                    write.BatchCommands.Add(update);
+                    await write.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+                    if (insert.RecordsAffected != 1 || move.RecordsAffected != rightRows || update.RecordsAffected != 1)
+                        throw new GridException(GridErrorCode.Internal, $"Shard {split.ShardId} changed under its own split (row lock held).");
+                }
+                await CommitAsync(tx, what).ConfigureAwait(false);
+                var end = range.IsUnbounded ? null : range.End.ToArray();
+                return (
+                    new ShardState(split.ShardId, new KeyRange(range.Start, split.SplitKey), split.NewVersion, epoch, split.LeftRoot,
+                        split.LeftKeyCount, split.TimestampMicros),
+                    new ShardState(rightId, new KeyRange(split.SplitKey, end), split.NewVersion, epoch, split.RightRoot, split.RightKeyCount,
+                        split.TimestampMicros));
+            }
+            catch (Exception e) when (PostgresErrors.IsDatabaseFailure(e))
+            {
+                throw PostgresErrors.Map(e, _where, what);
+            }
+        }
+        finally
+        {
+            if (leftNodes is not null) ArrayPool<byte>.Shared.Return(leftNodes);
+            if (rightNodes is not null) ArrayPool<byte>.Shared.Return(rightNodes);
+        }
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// One transaction, two round trips, then COMMIT: the first locks both shards' rows (in id order, so opposite merges of
+    /// one pair queue rather than deadlock) and counts their rows; the store checks epochs, versions, adjacency and the count
+    /// (a refusal rolls back). The second re-keys the right shard's rows to the left one, deletes both trees, stores the
+    /// merged one, deletes the right shard's row and moves the left one.
+    /// </remarks>
+    public async ValueTask<ShardState> MergeAsync(ShardMerge merge, CancellationToken cancellationToken)
+    {
+        ThrowIfDisposed();
+        CommitChecks.CheckMerge(merge);
+        string what = $"Merge of shards {merge.LeftShardId} and {merge.RightShardId}";
+        byte[]? nodes = null;
+        try
+        {
+            int nodesLength = PackNodes(merge.Nodes, what, nameof(ShardMerge.Nodes), out nodes);
+            await using var connection = await OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await using var tx = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+                (long Epoch, long Version, KeyRange Range)? left = null, right = null;
+                long leftRows, rightRows;
+                await using (var read = new NpgsqlBatch(connection, tx))
+                {
+                    read.BatchCommands.Add(Command(PostgresStatements.LockShardsForMerge, Int64("left", merge.LeftShardId), Int64("right", merge.RightShardId)));
+                    read.BatchCommands.Add(Command(PostgresStatements.CountRows, Int64("id", merge.LeftShardId)));
+                    read.BatchCommands.Add(Command(PostgresStatements.CountRows, Int64("id", merge.RightShardId)));
+                    await using var r = await read.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+                    while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
+                    {
+                        long id = r.GetInt64(0);
+                        var shard = (r.GetInt64(1), r.GetInt64(2), ReadRange(r, 3, id));
+                        if (id == merge.LeftShardId) left = shard;
+                        else right = shard;
+                    }
+                    leftRows = await NextCountAsync(r, cancellationToken).ConfigureAwait(false);
+                    rightRows = await NextCountAsync(r, cancellationToken).ConfigureAwait(false);
+                }
+                // Every refusal below leaves the transaction uncommitted: disposing it rolls back (nothing was written yet).
+                if (left is not { } l) throw CommitChecks.UnknownShard(merge.LeftShardId);
+                if (right is not { } rt) throw CommitChecks.UnknownShard(merge.RightShardId);
+                CommitChecks.CheckMergeAgainst(merge, l.Epoch, l.Version, l.Range, rt.Epoch, rt.Version, rt.Range);
+                CommitChecks.CheckMergeCount(merge, leftRows, rightRows);
+
+                var end = rt.Range.IsUnbounded ? null : rt.Range.End.ToArray();
+                await using (var write = new NpgsqlBatch(connection, tx))
+                {
+                    var move = Command(PostgresStatements.MoveRowsFrom, Int64("id", merge.RightShardId), Int64("to", merge.LeftShardId),
+                        Bytes("from", []));
+                    var delete = Command(PostgresStatements.DeleteShard, Int64("id", merge.RightShardId), Int64("epoch", merge.RightEpoch),
+                        Int64("expected_version", merge.RightExpectedVersion));
+                    var update = Command(PostgresStatements.UpdateShardRange, Int64("id", merge.LeftShardId), Int64("epoch", merge.LeftEpoch),
+                        Int64("expected_version", merge.LeftExpectedVersion), NullableBytes("range_end", end),
+                        Int64("new_version", merge.NewVersion), Bytes("root", FieldBytes.ToBytes(merge.Root)),
+                        Int64("key_count", merge.KeyCount), Int64("ts", merge.TimestampMicros));
+                    write.BatchCommands.Add(move);
+                    write.BatchCommands.Add(Command(PostgresStatements.DeleteShardNodes, Int64("id", merge.RightShardId)));
+                    write.BatchCommands.Add(Command(PostgresStatements.DeleteShardNodes, Int64("id", merge.LeftShardId)));
+                    if (nodesLength > 0)
+                        write.BatchCommands.Add(Command(PostgresStatements.InsertNodes, Int64("id", merge.LeftShardId), Packed("nodes", nodes!, nodesLength)));
+                    write.BatchCommands.Add(delete);
+                    write.BatchCommands.Add(update);
+                    await write.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+                    if (move.RecordsAffected != rightRows || delete.RecordsAffected != 1 || update.RecordsAffected != 1)
+                        throw new GridException(GridErrorCode.Internal, $"{what}: a shard changed under its own merge (row locks held).");
+                }
+                await CommitAsync(tx, what).ConfigureAwait(false);
+                return new ShardState(merge.LeftShardId, new KeyRange(l.Range.Start, end), merge.NewVersion, l.Epoch, merge.Root, merge.KeyCount,
+                    merge.TimestampMicros);
+            }
+            catch (Exception e) when (PostgresErrors.IsDatabaseFailure(e))
+            {
+                throw PostgresErrors.Map(e, _where, what);
+            }
+        }
+        finally
+        {
+            if (nodes is not null) ArrayPool<byte>.Shared.Return(nodes);
+        }
+    }
+
+    /// <summary>COMMIT, not cancellable (a COMMIT cut short would leave its outcome unknown); a failure says so.</summary>
+    private async Task CommitAsync(NpgsqlTransaction tx, string what)
+    {
+        try
+        {
+            await tx.CommitAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception e) when (PostgresErrors.IsDatabaseFailure(e))
+        {
+            var failure = PostgresErrors.Map(e, _where, what);
+            throw new GridException(failure.Code,
+                failure.Message + " The connection failed during COMMIT: it may or may not have been applied; re-read the shard layout.", e);
+        }
+    }
+
+    /// <inheritdoc />
     /// <remarks>Each lookup rents a pooled session for one primary-key query, synchronously (the tree's node store is
     /// synchronous). An unknown shard simply has no nodes.</remarks>
     public IShardNodeReader OpenNodeReader(long shardId)
@@ -429,9 +615,13 @@ public sealed class PostgresShardStore : IShardStore
 
     /// <summary>The added nodes as packed records (kind, hash, a, b) in a pooled buffer; returns the used length.</summary>
     /// <exception cref="GridException"><see cref="GridErrorCode.InvalidArgument"/> for an entry that is not a node.</exception>
-    private static int PackAddedNodes(ShardCommit commit, out byte[]? buffer)
+    private static int PackAddedNodes(ShardCommit commit, out byte[]? buffer) =>
+        PackNodes(commit.AddedNodes, $"Commit to shard {commit.ShardId}", nameof(ShardCommit.AddedNodes), out buffer);
+
+    /// <summary>Nodes as packed records (kind, hash, a, b) in a pooled buffer; returns the used length.</summary>
+    /// <exception cref="GridException"><see cref="GridErrorCode.InvalidArgument"/> for an entry that is not a node.</exception>
+    private static int PackNodes(IReadOnlyList<SmtNodeEntry> nodes, string what, string list, out byte[]? buffer)
     {
-        var nodes = commit.AddedNodes;
         buffer = null;
         if (nodes.Count == 0) return 0;
         const int record = PostgresStatements.NodeRecordLength, field = FieldBytes.Length;
@@ -452,7 +642,7 @@ public sealed class PostgresShardStore : IShardStore
                     node.Value.WriteBigEndian(target.Slice(1 + 2 * field, field));
                     break;
                 default:
-                    throw GridException.InvalidArgument($"Commit to shard {commit.ShardId} refused: AddedNodes[{i}] ({hash}) is not a node (kind {(byte)node.Kind}).");
+                    throw GridException.InvalidArgument($"{what} refused: {list}[{i}] ({hash}) is not a node (kind {(byte)node.Kind}).");
             }
             target[0] = (byte)node.Kind;
             hash.WriteBigEndian(target.Slice(1, field));
@@ -472,6 +662,10 @@ public sealed class PostgresShardStore : IShardStore
     private static NpgsqlParameter<string> Text(string name, string value) => new(name, NpgsqlDbType.Text) { TypedValue = value };
 
     private static NpgsqlParameter<byte[]> Bytes(string name, byte[] value) => new(name, NpgsqlDbType.Bytea) { TypedValue = value };
+
+    /// <summary>A bytea that may be NULL (an unbounded range end).</summary>
+    private static NpgsqlParameter NullableBytes(string name, byte[]? value) =>
+        new(name, NpgsqlDbType.Bytea) { Value = (object?)value ?? DBNull.Value };
 
     private static NpgsqlParameter<byte[][]> ByteArrays(string name, byte[][] value) =>
         new(name, NpgsqlDbType.Array | NpgsqlDbType.Bytea) { TypedValue = value };

@@ -90,6 +90,55 @@ internal static class PostgresStatements
         "ON CONFLICT (shard_id, hash) DO NOTHING RETURNING 1) " +
         "SELECT count(*) FROM added";
 
+    // ---------------------------------------------------------------- splits and merges (two round trips: read and check, then write)
+
+    /// <summary>
+    /// Serialises the allocation of new shard ids (max + 1) among the splits of one schema until the end of the transaction.
+    /// Taken after the shard's row lock and before any other: the generation row of 0002 stays the last lock.
+    /// </summary>
+    public const string LockShardIds = "SELECT pg_advisory_xact_lock(hashtext('rustorium-grid-shard-ids:' || @schema))";
+
+    /// <summary>The id a split gives its new shard (read under <see cref="LockShardIds"/>, so concurrent splits get different ones).</summary>
+    public const string NextShardId = "SELECT coalesce(max(id), 0) + 1 FROM shards";
+
+    /// <summary>Rows of a shard below and from the split key: one walk of the shard's part of the primary key.</summary>
+    public const string CountRowsAroundSplit =
+        "SELECT count(*) FILTER (WHERE key < @split), count(*) FILTER (WHERE key >= @split) FROM rows WHERE shard_id = @id";
+
+    /// <summary>
+    /// Locks both shards of a merge, in id order whatever their roles (so two merges of the same pair, or a merge and a
+    /// reversed merge, queue instead of deadlocking), and reads what the merge is checked against. The right shard is
+    /// deleted, hence FOR UPDATE.
+    /// </summary>
+    public const string LockShardsForMerge =
+        "SELECT id, epoch, version, range_start, range_end, key_count FROM shards WHERE id IN (@left, @right) ORDER BY id FOR UPDATE";
+
+    /// <summary>Rows of one shard.</summary>
+    public const string CountRows = "SELECT count(*) FROM rows WHERE shard_id = @id";
+
+    /// <summary>
+    /// The right shard of a split, copied from the left one's row before it moves: its old end, its epoch and, in a cluster,
+    /// its owner (0002's columns) — the same owner serves both halves until the directory moves one.
+    /// </summary>
+    public const string InsertSplitShard =
+        "INSERT INTO shards (id, range_start, range_end, version, epoch, root, key_count, updated_at, owner_endpoint, owner_generation) " +
+        "SELECT @new_id, @split, range_end, @new_version, epoch, @root, @key_count, @ts, owner_endpoint, owner_generation " +
+        "FROM shards WHERE id = @id AND epoch = @epoch AND version = @expected_version";
+
+    /// <summary>Hands a shard's rows from a key on (the empty key: all of them) to another shard; they keep their version and time.</summary>
+    public const string MoveRowsFrom = "UPDATE rows SET shard_id = @to WHERE shard_id = @id AND key >= @from";
+
+    /// <summary>Drops a shard's whole tree (the split or merge then stores the complete new one).</summary>
+    public const string DeleteShardNodes = "DELETE FROM smt_nodes WHERE shard_id = @id";
+
+    /// <summary>Moves a shard to its new end (NULL: unbounded), version, root and key count, conditioned on its epoch and version.</summary>
+    public const string UpdateShardRange =
+        "UPDATE shards SET range_end = @range_end, version = @new_version, root = @root, key_count = @key_count, updated_at = @ts " +
+        "WHERE id = @id AND epoch = @epoch AND version = @expected_version";
+
+    /// <summary>Removes the right shard of a merge, conditioned on its epoch and version.</summary>
+    public const string DeleteShard = "DELETE FROM shards WHERE id = @id AND epoch = @epoch AND version = @expected_version";
+
     // ---------------------------------------------------------------- reads
 
     /// <summary>One row and whether its shard exists, in one statement: (shard id, value, version, ts), value NULL when absent.</summary>

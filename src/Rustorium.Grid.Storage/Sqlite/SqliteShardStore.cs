@@ -254,6 +254,29 @@ public sealed class SqliteShardStore : IShardStore
     }
 
     /// <inheritdoc />
+    /// <remarks>One job of the writer thread (one transaction, or one savepoint of a group commit): the shard's row is read
+    /// and checked, the rows on each side of the split key counted, then the right shard inserted, its rows re-keyed to it,
+    /// the left tree's nodes deleted and both new trees stored, and the left shard moved, conditioned on its epoch and version.
+    /// Readers see the old layout or the new one, never a mixture (WAL snapshot per statement).</remarks>
+    public async ValueTask<(ShardState Left, ShardState Right)> SplitAsync(ShardSplit split, CancellationToken cancellationToken)
+    {
+        ThrowIfDisposed();
+        CommitChecks.CheckSplit(split);
+        return await _writer.Enqueue(w => w.Split(split), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
+    /// <remarks>One job of the writer thread, like <see cref="SplitAsync"/>: both shard rows checked, rows counted, the right
+    /// shard's rows re-keyed to the left one, both trees' nodes deleted and the merged tree stored, the right shard's row
+    /// deleted and the left one moved.</remarks>
+    public async ValueTask<ShardState> MergeAsync(ShardMerge merge, CancellationToken cancellationToken)
+    {
+        ThrowIfDisposed();
+        CommitChecks.CheckMerge(merge);
+        return await _writer.Enqueue(w => w.Merge(merge), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
     /// <remarks>Each lookup rents a pooled read-only connection for one indexed query. An unknown shard simply has no nodes.</remarks>
     public IShardNodeReader OpenNodeReader(long shardId)
     {

@@ -67,6 +67,35 @@ internal static class SqliteStatements
         "UPDATE shards SET version = $version, root = $root, key_count = $key_count, updated_at = $updated_at " +
         "WHERE id = $id AND epoch = $epoch AND version = $expected_version";
 
+    // ---------------------------------------------------------------- splits and merges (run by the writer, in one job)
+
+    /// <summary>The id a split gives its new shard: one more than any id in the store.</summary>
+    public const string NextShardId = "SELECT coalesce(max(id), 0) + 1 FROM shards";
+
+    /// <summary>The right shard of a split: its range, the split's version, root and key count, and the left shard's epoch.</summary>
+    public const string InsertSplitShard =
+        "INSERT INTO shards (" + ShardColumns + ") VALUES ($id, $range_start, $range_end, $version, $epoch, $root, $key_count, $updated_at)";
+
+    /// <summary>
+    /// Moves a shard to its new range, version, root and key count after a split or merge, conditioned like a commit on
+    /// its epoch and version.
+    /// </summary>
+    public const string UpdateShardRange =
+        "UPDATE shards SET range_end = $range_end, version = $version, root = $root, key_count = $key_count, updated_at = $updated_at " +
+        "WHERE id = $id AND epoch = $epoch AND version = $expected_version";
+
+    /// <summary>Removes the right shard of a merge (its rows and nodes are gone by then), conditioned on its epoch and version.</summary>
+    public const string DeleteShard = "DELETE FROM shards WHERE id = $id AND epoch = $epoch AND version = $expected_version";
+
+    /// <summary>Rows of a shard from a key on (the empty key: all of them): a walk of the primary key's range.</summary>
+    public const string CountRowsFrom = "SELECT count(*) FROM rows WHERE shard_id = $shard AND key >= $from";
+
+    /// <summary>Hands a shard's rows from a key on (the empty key: all of them) to another shard; they keep their version and time.</summary>
+    public const string MoveRowsFrom = "UPDATE rows SET shard_id = $to WHERE shard_id = $shard AND key >= $from";
+
+    /// <summary>Drops a shard's whole tree (a split or merge then stores the complete new one).</summary>
+    public const string DeleteShardNodes = "DELETE FROM smt_nodes WHERE shard_id = $shard";
+
     // ---------------------------------------------------------------- rows
 
     public const string SelectRow = "SELECT value, version, ts FROM rows WHERE shard_id = $shard AND key = $key";

@@ -7,7 +7,7 @@ using static Rustorium.Grid.Storage.Sqlite.SqliteRecords;
 namespace Rustorium.Grid.Storage.Sqlite;
 
 /// <summary>
-/// The store's only writing connection, driven by one dedicated thread that takes write jobs (initialize, claim, commit)
+/// The store's only writing connection, driven by one dedicated thread that takes write jobs (initialize, claim, commit, split, merge)
 /// from a queue. Jobs that queue up together are folded into one SQLite transaction — one WAL fsync for all of them —
 /// each inside its own savepoint, so each still succeeds or fails alone. A job's task completes only after the
 /// transaction holding it is durably committed.
@@ -33,6 +33,10 @@ internal sealed class SqliteWriter : IDisposable
     private readonly SqliteParameter _updVersion, _updRoot, _updKeyCount, _updUpdatedAt, _updId, _updEpoch, _updExpected;
     private readonly SqliteParameter _irShard, _irKey, _irValue, _irVersion, _irTs, _urShard, _urKey, _urValue, _urVersion, _urTs;
     private readonly SqliteParameter _drShard, _drKey, _inShard, _inHash, _inKind, _inA, _inB, _dnShard, _dnHash;
+    private readonly SqliteCommand _nextShardId, _insertSplitShard, _updateShardRange, _deleteShard, _countRowsFrom, _moveRowsFrom, _deleteShardNodes;
+    private readonly SqliteParameter _ssId, _ssStart, _ssEnd, _ssVersion, _ssEpoch, _ssRoot, _ssKeyCount, _ssUpdatedAt;
+    private readonly SqliteParameter _urgEnd, _urgVersion, _urgRoot, _urgKeyCount, _urgUpdatedAt, _urgId, _urgEpoch, _urgExpected;
+    private readonly SqliteParameter _dsId, _dsEpoch, _dsExpected, _crShard, _crFrom, _mrShard, _mrTo, _mrFrom, _dsnShard;
     private readonly byte[] _hash = new byte[FieldBytes.Length], _a = new byte[FieldBytes.Length], _b = new byte[FieldBytes.Length];
     private readonly byte[] _removedHash = new byte[FieldBytes.Length];
 
@@ -95,10 +99,44 @@ internal sealed class SqliteWriter : IDisposable
         _inB.Value = _b;
         _dnHash.Value = _removedHash;
 
+        _nextShardId = Command(connection, SqliteStatements.NextShardId);
+        _insertSplitShard = Command(connection, SqliteStatements.InsertSplitShard);
+        _ssId = Parameter(_insertSplitShard, "$id", SqliteType.Integer);
+        _ssStart = Parameter(_insertSplitShard, "$range_start", SqliteType.Blob);
+        _ssEnd = Parameter(_insertSplitShard, "$range_end", SqliteType.Blob);
+        _ssVersion = Parameter(_insertSplitShard, "$version", SqliteType.Integer);
+        _ssEpoch = Parameter(_insertSplitShard, "$epoch", SqliteType.Integer);
+        _ssRoot = Parameter(_insertSplitShard, "$root", SqliteType.Blob);
+        _ssKeyCount = Parameter(_insertSplitShard, "$key_count", SqliteType.Integer);
+        _ssUpdatedAt = Parameter(_insertSplitShard, "$updated_at", SqliteType.Integer);
+        _updateShardRange = Command(connection, SqliteStatements.UpdateShardRange);
+        _urgEnd = Parameter(_updateShardRange, "$range_end", SqliteType.Blob);
+        _urgVersion = Parameter(_updateShardRange, "$version", SqliteType.Integer);
+        _urgRoot = Parameter(_updateShardRange, "$root", SqliteType.Blob);
+        _urgKeyCount = Parameter(_updateShardRange, "$key_count", SqliteType.Integer);
+        _urgUpdatedAt = Parameter(_updateShardRange, "$updated_at", SqliteType.Integer);
+        _urgId = Parameter(_updateShardRange, "$id", SqliteType.Integer);
+        _urgEpoch = Parameter(_updateShardRange, "$epoch", SqliteType.Integer);
+        _urgExpected = Parameter(_updateShardRange, "$expected_version", SqliteType.Integer);
+        _deleteShard = Command(connection, SqliteStatements.DeleteShard);
+        _dsId = Parameter(_deleteShard, "$id", SqliteType.Integer);
+        _dsEpoch = Parameter(_deleteShard, "$epoch", SqliteType.Integer);
+        _dsExpected = Parameter(_deleteShard, "$expected_version", SqliteType.Integer);
+        _countRowsFrom = Command(connection, SqliteStatements.CountRowsFrom);
+        _crShard = Parameter(_countRowsFrom, "$shard", SqliteType.Integer);
+        _crFrom = Parameter(_countRowsFrom, "$from", SqliteType.Blob);
+        _moveRowsFrom = Command(connection, SqliteStatements.MoveRowsFrom);
+        _mrShard = Parameter(_moveRowsFrom, "$shard", SqliteType.Integer);
+        _mrTo = Parameter(_moveRowsFrom, "$to", SqliteType.Integer);
+        _mrFrom = Parameter(_moveRowsFrom, "$from", SqliteType.Blob);
+        _deleteShardNodes = Command(connection, SqliteStatements.DeleteShardNodes);
+        _dsnShard = Parameter(_deleteShardNodes, "$shard", SqliteType.Integer);
+
         _commands =
         [
             _countShards, _selectShards, _insertShard, _claimShard, _selectForCommit, _updateShard,
             _insertRow, _updateRow, _deleteRow, _insertNode, _deleteNode,
+            _nextShardId, _insertSplitShard, _updateShardRange, _deleteShard, _countRowsFrom, _moveRowsFrom, _deleteShardNodes,
         ];
 
         _thread = new Thread(Run) { IsBackground = true, Name = "Rustorium shard store writer" };
@@ -336,9 +374,26 @@ internal sealed class SqliteWriter : IDisposable
             FieldBytes.Write(hash, _removedHash);
             _deleteNode.ExecuteNonQuery();
         }
-        for (int i = 0; i < commit.AddedNodes.Count; i++)
+        InsertNodes(commit.AddedNodes, $"Commit to shard {commit.ShardId}", nameof(ShardCommit.AddedNodes));
+
+        _updVersion.Value = newVersion;
+        _updRoot.Value = FieldBytes.ToBytes(commit.NewRoot);
+        _updKeyCount.Value = commit.NewKeyCount;
+        _updUpdatedAt.Value = ts;
+        _updId.Value = shard;
+        _updEpoch.Value = commit.Epoch;
+        _updExpected.Value = commit.ExpectedVersion;
+        if (_updateShard.ExecuteNonQuery() != 1)
+            throw new GridException(GridErrorCode.Internal, $"Shard {commit.ShardId} changed under its own commit.");
+        return true;
+    }
+
+    /// <summary>Stores <paramref name="nodes"/> under the shard <c>_inShard</c> is bound to (insert-if-absent).</summary>
+    private void InsertNodes(IReadOnlyList<SmtNodeEntry> nodes, string what, string list)
+    {
+        for (int i = 0; i < nodes.Count; i++)
         {
-            var (hash, node) = commit.AddedNodes[i];
+            var (hash, node) = nodes[i];
             switch (node.Kind)
             {
                 case SmtNodeKind.Middle:
@@ -352,22 +407,159 @@ internal sealed class SqliteWriter : IDisposable
                     FieldBytes.Write(node.Value, _b);
                     break;
                 default:
-                    throw GridException.InvalidArgument($"Commit to shard {commit.ShardId} refused: AddedNodes[{i}] ({hash}) is not a node (kind {(byte)node.Kind}).");
+                    throw GridException.InvalidArgument($"{what} refused: {list}[{i}] ({hash}) is not a node (kind {(byte)node.Kind}).");
             }
             FieldBytes.Write(hash, _hash);
             _insertNode.ExecuteNonQuery();
         }
+    }
 
-        _updVersion.Value = newVersion;
-        _updRoot.Value = FieldBytes.ToBytes(commit.NewRoot);
-        _updKeyCount.Value = commit.NewKeyCount;
-        _updUpdatedAt.Value = ts;
-        _updId.Value = shard;
-        _updEpoch.Value = commit.Epoch;
-        _updExpected.Value = commit.ExpectedVersion;
-        if (_updateShard.ExecuteNonQuery() != 1)
-            throw new GridException(GridErrorCode.Internal, $"Shard {commit.ShardId} changed under its own commit.");
-        return true;
+    /// <summary>
+    /// Splits a shard (see <see cref="IShardStore.SplitAsync"/>): checks its epoch, version and range and counts the rows on
+    /// each side, then creates the right shard, moves its rows, replaces the left tree, stores the right one and moves the
+    /// left shard. Every check comes before the first write; a failure leaves the job's savepoint to be rolled back anyway.
+    /// </summary>
+    public (ShardState Left, ShardState Right) Split(ShardSplit split)
+    {
+        _forCommitId.Value = split.ShardId;
+        long epoch, version;
+        KeyRange range;
+        using (var r = _selectForCommit.ExecuteReader())
+        {
+            if (!r.Read()) throw CommitChecks.UnknownShard(split.ShardId);
+            epoch = r.GetInt64(0);
+            version = r.GetInt64(1);
+            range = ReadRange(r, 2, split.ShardId);
+        }
+        CommitChecks.CheckSplitAgainst(split, epoch, version, range);
+        long all = CountRowsFrom(split.ShardId, []);
+        long right = CountRowsFrom(split.ShardId, split.SplitKey);
+        CommitChecks.CheckSplitCounts(split, all - right, right);
+
+        long rightId = Convert.ToInt64(_nextShardId.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
+        var end = range.IsUnbounded ? null : range.End.ToArray();
+        _ssId.Value = rightId;
+        _ssStart.Value = split.SplitKey;
+        _ssEnd.Value = (object?)end ?? DBNull.Value;
+        _ssVersion.Value = split.NewVersion;
+        _ssEpoch.Value = epoch;
+        _ssRoot.Value = FieldBytes.ToBytes(split.RightRoot);
+        _ssKeyCount.Value = split.RightKeyCount;
+        _ssUpdatedAt.Value = split.TimestampMicros;
+        try
+        {
+            _insertSplitShard.ExecuteNonQuery(); // before its rows and nodes: they reference it
+
+            _mrShard.Value = split.ShardId;
+            _mrTo.Value = rightId;
+            _mrFrom.Value = split.SplitKey;
+            if (_moveRowsFrom.ExecuteNonQuery() != right)
+                throw new GridException(GridErrorCode.Internal, $"Shard {split.ShardId} changed under its own split.");
+        }
+        finally
+        {
+            _ssStart.Value = _mrFrom.Value = null; // keep no reference to the caller's key
+        }
+
+        _dsnShard.Value = split.ShardId;
+        _deleteShardNodes.ExecuteNonQuery();
+        string what = $"Split of shard {split.ShardId}";
+        _inShard.Value = split.ShardId;
+        InsertNodes(split.LeftNodes, what, nameof(ShardSplit.LeftNodes));
+        _inShard.Value = rightId;
+        InsertNodes(split.RightNodes, what, nameof(ShardSplit.RightNodes));
+
+        MoveShard(split.ShardId, epoch, split.ExpectedVersion, split.SplitKey, split.NewVersion, split.LeftRoot, split.LeftKeyCount,
+            split.TimestampMicros, what);
+        return (
+            new ShardState(split.ShardId, new KeyRange(range.Start, split.SplitKey), split.NewVersion, epoch, split.LeftRoot, split.LeftKeyCount,
+                split.TimestampMicros),
+            new ShardState(rightId, new KeyRange(split.SplitKey, end), split.NewVersion, epoch, split.RightRoot, split.RightKeyCount,
+                split.TimestampMicros));
+    }
+
+    /// <summary>
+    /// Merges two adjacent shards into the left one (see <see cref="IShardStore.MergeAsync"/>): checks both shards' epochs,
+    /// versions and ranges and counts their rows, then moves the right one's rows, replaces both trees with the merged one,
+    /// deletes the right shard and moves the left one.
+    /// </summary>
+    public ShardState Merge(ShardMerge merge)
+    {
+        var (leftEpoch, leftVersion, leftRange) = ReadForChange(merge.LeftShardId);
+        var (rightEpoch, rightVersion, rightRange) = ReadForChange(merge.RightShardId);
+        CommitChecks.CheckMergeAgainst(merge, leftEpoch, leftVersion, leftRange, rightEpoch, rightVersion, rightRange);
+        long leftRows = CountRowsFrom(merge.LeftShardId, []);
+        long rightRows = CountRowsFrom(merge.RightShardId, []);
+        CommitChecks.CheckMergeCount(merge, leftRows, rightRows);
+
+        _mrShard.Value = merge.RightShardId;
+        _mrTo.Value = merge.LeftShardId;
+        _mrFrom.Value = Array.Empty<byte>();
+        if (_moveRowsFrom.ExecuteNonQuery() != rightRows)
+            throw new GridException(GridErrorCode.Internal, $"Shard {merge.RightShardId} changed under its own merge.");
+        _dsnShard.Value = merge.RightShardId;
+        _deleteShardNodes.ExecuteNonQuery();
+        _dsnShard.Value = merge.LeftShardId;
+        _deleteShardNodes.ExecuteNonQuery();
+        string what = $"Merge of shards {merge.LeftShardId} and {merge.RightShardId}";
+        _inShard.Value = merge.LeftShardId;
+        InsertNodes(merge.Nodes, what, nameof(ShardMerge.Nodes));
+
+        _dsId.Value = merge.RightShardId;
+        _dsEpoch.Value = merge.RightEpoch;
+        _dsExpected.Value = merge.RightExpectedVersion;
+        if (_deleteShard.ExecuteNonQuery() != 1)
+            throw new GridException(GridErrorCode.Internal, $"Shard {merge.RightShardId} changed under its own merge.");
+        var end = rightRange.IsUnbounded ? null : rightRange.End.ToArray();
+        MoveShard(merge.LeftShardId, leftEpoch, merge.LeftExpectedVersion, end, merge.NewVersion, merge.Root, merge.KeyCount,
+            merge.TimestampMicros, what);
+        return new ShardState(merge.LeftShardId, new KeyRange(leftRange.Start, end), merge.NewVersion, leftEpoch, merge.Root, merge.KeyCount,
+            merge.TimestampMicros);
+    }
+
+    private (long Epoch, long Version, KeyRange Range) ReadForChange(long shardId)
+    {
+        _forCommitId.Value = shardId;
+        using var r = _selectForCommit.ExecuteReader();
+        if (!r.Read()) throw CommitChecks.UnknownShard(shardId);
+        return (r.GetInt64(0), r.GetInt64(1), ReadRange(r, 2, shardId));
+    }
+
+    private long CountRowsFrom(long shardId, byte[] from)
+    {
+        _crShard.Value = shardId;
+        _crFrom.Value = from;
+        try
+        {
+            return Convert.ToInt64(_countRowsFrom.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
+        }
+        finally
+        {
+            _crFrom.Value = null;
+        }
+    }
+
+    /// <summary>Gives a shard its new end (null: unbounded), version, root and key count, conditioned on its epoch and version.</summary>
+    private void MoveShard(long shardId, long epoch, long expectedVersion, byte[]? end, long newVersion, in Fr root, long keyCount,
+        long timestampMicros, string what)
+    {
+        _urgEnd.Value = (object?)end ?? DBNull.Value;
+        _urgVersion.Value = newVersion;
+        _urgRoot.Value = FieldBytes.ToBytes(root);
+        _urgKeyCount.Value = keyCount;
+        _urgUpdatedAt.Value = timestampMicros;
+        _urgId.Value = shardId;
+        _urgEpoch.Value = epoch;
+        _urgExpected.Value = expectedVersion;
+        try
+        {
+            if (_updateShardRange.ExecuteNonQuery() != 1)
+                throw new GridException(GridErrorCode.Internal, $"{what}: shard {shardId} changed under it.");
+        }
+        finally
+        {
+            _urgEnd.Value = null;
+        }
     }
 
     // ---------------------------------------------------------------- shutdown
