@@ -58,11 +58,12 @@ public static class GridCommandLine
     {
         var root = new RootCommand(
             "grid: the Rustorium Grid command line. Read and write a running grid with verified proofs, hash with " +
-            "circomlib's Poseidon, replay and prove sparse Merkle trees, benchmark.");
+            "circomlib's Poseidon, replay and prove sparse Merkle trees, benchmark, operate a cluster.");
         root.Subcommands.Add(PoseidonCommand.Create(console));
         root.Subcommands.Add(SmtCommand.Create(console));
         root.Subcommands.Add(BenchCommand.Create(console));
         foreach (var command in DataCommands.Create(console)) root.Subcommands.Add(command);
+        root.Subcommands.Add(AdminCommand.Create(console));
         GridHelpAction.Install(root);
         return root;
     }

@@ -13,6 +13,10 @@ public sealed class GridCommandLineTests
         new[] { "bench" },
         new[] { "bench", "poseidon" },
         new[] { "bench", "smt" },
+        new[] { "admin" },
+        new[] { "admin", "migrate" },
+        new[] { "admin", "members" },
+        new[] { "admin", "move" },
     };
 
     [Theory]
@@ -36,7 +40,7 @@ public sealed class GridCommandLineTests
         var result = await Cli.RunAsync("--help");
 
         foreach (var code in Enum.GetValues<ExitCode>()) Assert.Contains($"{(int)code,3}  ", result.Out);
-        foreach (var group in new[] { "poseidon", "smt", "bench" }) Assert.Contains(group, result.Out);
+        foreach (var group in new[] { "poseidon", "smt", "bench", "admin" }) Assert.Contains(group, result.Out);
     }
 
     [Theory]

@@ -46,7 +46,8 @@ internal sealed class TestSilo : IAsyncDisposable
     }
 
     /// <summary>Starts a silo and waits until GET /health says "ok".</summary>
-    public static async Task<TestSilo> StartAsync()
+    /// <param name="extraArgs">More silo options, e.g. <c>--store postgres --postgres CONN</c> for a cluster member.</param>
+    public static async Task<TestSilo> StartAsync(params string[] extraArgs)
     {
         int port = FreePort();
         int httpPort = FreePort();
@@ -58,7 +59,7 @@ internal sealed class TestSilo : IAsyncDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var arg in (string[])[SiloAssembly, "--port", port.ToString(), "--http-port", httpPort.ToString(), "--data-dir", data])
+        foreach (var arg in (string[])[SiloAssembly, "--port", port.ToString(), "--http-port", httpPort.ToString(), "--data-dir", data, .. extraArgs])
             start.ArgumentList.Add(arg);
         foreach (var key in start.Environment.Keys.Where(k => k.StartsWith("RGRID_", StringComparison.OrdinalIgnoreCase)).ToList())
             start.Environment.Remove(key);

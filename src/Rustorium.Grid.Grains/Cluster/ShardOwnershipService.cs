@@ -461,7 +461,11 @@ public sealed class ShardOwnershipService : IHostedService, IAsyncDisposable
             try
             {
                 var silo = await _silos.GetAsync(target.Endpoint, cancellationToken).ConfigureAwait(false);
-                await silo.GetGrain<ISiloControlGrain>(0).AcceptShardAsync(shardId, cancellationToken).ConfigureAwait(false);
+                Task<long> accept;
+                // A move asked for through this silo's control grain must not carry that call's chain: the target's
+                // control grain has the same id and would refuse the call as reentrant.
+                using (GrainCallChain.StartNew()) accept = silo.GetGrain<ISiloControlGrain>(0).AcceptShardAsync(shardId, cancellationToken);
+                await accept.ConfigureAwait(false);
             }
             catch (Exception e) when (e is GridException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
             {

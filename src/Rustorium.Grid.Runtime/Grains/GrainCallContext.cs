@@ -34,3 +34,28 @@ internal sealed class GrainCallContext
         return result;
     }
 }
+
+/// <summary>Grain call helpers for grain code.</summary>
+public static class GrainCallChain
+{
+    /// <summary>
+    /// Until disposed, grain calls made on this thread start a new call chain instead of extending the current one. For a
+    /// call that is not part of the current request's logic and never calls back into it — e.g. a silo asking another
+    /// silo's control grain to open a shard it just handed over (both control grains have the same id, so the extended
+    /// chain would look reentrant). The chain is captured when the call is made, so the scope only needs to cover that.
+    /// </summary>
+    public static IDisposable StartNew() => new Scope(GrainCallContext.Current);
+
+    private sealed class Scope : IDisposable
+    {
+        private readonly GrainCallContext? _saved;
+
+        public Scope(GrainCallContext? saved)
+        {
+            _saved = saved;
+            GrainCallContext.Current = null;
+        }
+
+        public void Dispose() => GrainCallContext.Current = _saved;
+    }
+}
