@@ -21,7 +21,7 @@ internal static class AdminCommand
 
     public static Command Create(GridConsole console)
     {
-        var admin = new GridCommand("admin", "Operate a cluster on PostgreSQL: migrate its schema, list its members, move shards.")
+        var admin = new GridCommand("admin", "Operate a cluster on PostgreSQL: migrate its schema, list its members, move, split and merge shards.")
         {
             Details = """
                 migrate and members connect to the cluster's PostgreSQL database (--postgres, Npgsql connection string
@@ -38,6 +38,8 @@ internal static class AdminCommand
         admin.Subcommands.Add(Migrate(console));
         admin.Subcommands.Add(Members(console));
         admin.Subcommands.Add(Move(console));
+        admin.Subcommands.Add(Split(console));
+        admin.Subcommands.Add(Merge(console));
         return admin;
     }
 
@@ -271,6 +273,135 @@ internal static class AdminCommand
             }, ct);
         });
         return command;
+    }
+
+    private static Command Split(GridConsole console)
+    {
+        var shard = new Argument<long>("shard-id") { Description = "The shard to split (an id from grid status)." };
+        var (endpoint, json) = EndpointAndJson();
+        var command = new GridCommand("split", "Split a shard in two at its median key; both halves stay on its owner.")
+        {
+            Details = """
+                Asks the shard's owner (its silo control grain) to split it: requests in flight wait, the trees of both
+                halves are rebuilt from their rows, and both halves are stored in one transaction under the shard's epoch.
+                The left half keeps the id; the right half gets a new one. Prints both halves; --json prints
+                  {"shards":[{"shard":3,"start":"40","end":"5a17…","epoch":2},{"shard":9,"start":"5a17…","end":"60","epoch":2}]}
+                A shard with fewer than 2 keys cannot be split (exit 2).
+                """,
+            Examples = ["grid admin split 3 --endpoint 127.0.0.1:7401"],
+            ExitCodes =
+            [
+                (ExitCode.Ok, "the shard was split"),
+                (ExitCode.BadInput, "no such shard, or it holds fewer than 2 keys"),
+                (ExitCode.Unavailable, "no silo reachable, or the shard is already moving, splitting or merging"),
+            ],
+        };
+        command.Arguments.Add(shard);
+        command.Options.Add(endpoint);
+        command.Options.Add(json);
+        command.SetAction((parse, ct) => DataCommands.ConnectAndRunAsync(parse.GetValue(endpoint), async grid =>
+        {
+            long shardId = parse.GetValue(shard);
+            var halves = await OnOwnerAsync(grid, shardId, control => control.SplitShardAsync(shardId, ct), ct);
+            PrintEntries(console, parse.GetValue(json), "split", halves);
+            return ExitCode.Ok;
+        }, ct));
+        return command;
+    }
+
+    private static Command Merge(GridConsole console)
+    {
+        var shard = new Argument<long>("shard-id") { Description = "The left shard: it is merged with the shard right after it in key order." };
+        var (endpoint, json) = EndpointAndJson();
+        var command = new GridCommand("merge", "Merge a shard with its right neighbour; both must be on the same silo (grid admin move one first).")
+        {
+            Details = """
+                Asks the shard's owner to merge it with the next shard in key order: requests in flight wait, one tree is
+                rebuilt from both shards' rows, and the merge is stored in one transaction under both epochs. The merged
+                shard keeps the left id. --json prints {"shards":[{"shard":3,"start":"40","end":"80","epoch":2}]}.
+                """,
+            Examples = ["grid admin merge 3 --endpoint 127.0.0.1:7401"],
+            ExitCodes =
+            [
+                (ExitCode.Ok, "the shards were merged"),
+                (ExitCode.BadInput, "no such shard, it is the last one, or its neighbour is on another silo"),
+                (ExitCode.Unavailable, "no silo reachable, or a shard is already moving, splitting or merging"),
+            ],
+        };
+        command.Arguments.Add(shard);
+        command.Options.Add(endpoint);
+        command.Options.Add(json);
+        command.SetAction((parse, ct) => DataCommands.ConnectAndRunAsync(parse.GetValue(endpoint), async grid =>
+        {
+            long shardId = parse.GetValue(shard);
+            var merged = await OnOwnerAsync(grid, shardId, async control => new[] { await control.MergeShardsAsync(shardId, ct) }, ct);
+            PrintEntries(console, parse.GetValue(json), "merged into", merged);
+            return ExitCode.Ok;
+        }, ct));
+        return command;
+    }
+
+    private static (Option<string[]> Endpoint, Option<bool> Json) EndpointAndJson() =>
+    (
+        new Option<string[]>("--endpoint")
+        {
+            Description = "Any silo of the cluster, to read the shard map from. Default 127.0.0.1:7400 (or $RGRID_ENDPOINT).",
+            HelpName = "host:port",
+            AllowMultipleArgumentsPerToken = true,
+        },
+        new Option<bool>("--json") { Description = "Print one JSON object, for scripts." }
+    );
+
+    private static void PrintEntries(GridConsole console, bool json, string verb, IReadOnlyList<ShardMapEntry> entries)
+    {
+        if (json)
+        {
+            console.Out.WriteLine(JsonText.Object(w =>
+            {
+                w.WriteStartArray("shards");
+                foreach (var e in entries)
+                {
+                    w.WriteStartObject();
+                    w.WriteNumber("shard", e.ShardId);
+                    w.WriteString("start", Convert.ToHexStringLower(e.Range.Start));
+                    if (e.Range.IsUnbounded) w.WriteNull("end"); else w.WriteString("end", Convert.ToHexStringLower(e.Range.End));
+                    w.WriteString("silo", e.Endpoint);
+                    w.WriteNumber("epoch", e.Epoch);
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+            }));
+            return;
+        }
+        console.Out.WriteLine($"{verb}: " + string.Join(", ", entries.Select(e => $"shard {e.ShardId} {e.Range} on {e.Endpoint} (epoch {e.Epoch})")));
+    }
+
+    /// <summary>Runs <paramref name="call"/> on the control grain of the shard's owner, following the owner if the map was stale.</summary>
+    private static async Task<T> OnOwnerAsync<T>(Client.GridClient grid, long shardId, Func<ISiloControlGrain, Task<T>> call, CancellationToken ct)
+    {
+        for (int attempt = 1; ; attempt++)
+        {
+            var entry = grid.ShardMap.Shards.FirstOrDefault(s => s.ShardId == shardId)
+                ?? throw GridCommandException.BadInput(
+                    $"Shard {shardId} is not in the shard map; the shards are {string.Join(", ", grid.ShardMap.Shards.Select(s => s.ShardId))}.");
+            try
+            {
+                await using var owner = await ConnectAsync(entry.Endpoint, ct);
+                return await call(owner.GetGrain<ISiloControlGrain>(0));
+            }
+            catch (GridException e) when (attempt < MoveAttempts && e.Code == GridErrorCode.NotOwner && e.OwnerHint?.ShardId == shardId)
+            {
+                await grid.RefreshShardMapAsync(ct);
+            }
+            catch (GridException e) when (e.Code == GridErrorCode.NotOwner)
+            {
+                throw GridCommandException.BadInput($"{e.Message} Move the shards onto one silo first (grid admin move).");
+            }
+            catch (GridException e) when (e.Code == GridErrorCode.Conflict)
+            {
+                throw new GridCommandException(ExitCode.Unavailable, $"{e.Code}: {e.Message} Retry when it has finished.", e);
+            }
+        }
     }
 
     /// <summary>Asks the shard's owner to hand it to <paramref name="target"/>; null if it is there already.</summary>

@@ -174,9 +174,25 @@ internal static partial class DataCommands
         var common = AddCommon(command);
         command.SetAction((parse, ct) => RunAsync(console, parse, common, async grid =>
         {
-            foreach (var entry in grid.ShardMap.Shards)
+            // A cluster may move, split or merge shards while the statuses are gathered: start again from a fresh map then.
+            var statuses = new List<ShardStatus>();
+            for (int attempt = 1; ; attempt++)
             {
-                var s = await (await grid.GetShardGrainAsync(entry.ShardId, ct)).GetStatusAsync(ct);
+                statuses.Clear();
+                try
+                {
+                    foreach (var entry in grid.ShardMap.Shards)
+                        statuses.Add(await (await grid.GetShardGrainAsync(entry.ShardId, ct)).GetStatusAsync(ct));
+                    break;
+                }
+                catch (GridException e) when (attempt < 5 && e.Code is GridErrorCode.NotOwner or GridErrorCode.UnknownShard or GridErrorCode.Unavailable)
+                {
+                    await Task.Delay(100 * attempt, ct);
+                    await grid.RefreshShardMapAsync(ct);
+                }
+            }
+            foreach (var s in statuses)
+            {
                 Print(console, parse.GetValue(common.Json), $"shard {s.ShardId} {s.Range} version {s.Version} keys {s.KeyCount} epoch {s.Epoch} on {s.Silo} root {s.Root}", w =>
                 {
                     w.WriteNumber("shard", s.ShardId);

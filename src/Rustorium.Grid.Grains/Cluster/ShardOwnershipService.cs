@@ -231,7 +231,9 @@ public sealed class ShardOwnershipService : IHostedService, IAsyncDisposable
             return;
         }
 
-        if (_options.MergeKeys <= 0 || snapshot.Shards.Count <= _options.MinShards) return;
+        // Silos merge concurrently, each at most one pair per round: leave room for every active silo's merge, so the
+        // cluster never drops below MinShards.
+        if (_options.MergeKeys <= 0 || snapshot.Shards.Count - (_membership.ActiveMembers.Count - 1) <= _options.MinShards) return;
         var ordered = snapshot.Shards; // by range start
         for (int i = 0; i + 1 < ordered.Count; i++)
         {
