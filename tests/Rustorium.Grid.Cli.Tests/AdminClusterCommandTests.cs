@@ -78,6 +78,65 @@ public sealed class AdminClusterCommandTests(ClusterFixture cluster) : IClassFix
     }
 
     [Fact]
+    public async Task Split_cuts_a_shard_at_its_median_key_and_merge_restores_it_with_the_same_root()
+    {
+        await ActiveMembersAsync();
+        var keys = Enumerable.Range(0, 40).Select(i => $"split:{i:D2}").ToList();
+        long shard = -1;
+        foreach (var key in keys)
+        {
+            var put = await Cli.RunAsync("put", key, "v-" + key, "--endpoint", cluster.A.Endpoint, "--json");
+            Assert.True(put.ExitCode == 0, put.ToString());
+            shard = JsonDocument.Parse(put.Out).RootElement.GetProperty("shard").GetInt64();
+        }
+        var before = await ShardStatusAsync(shard);
+
+        var split = await Cli.RunAsync("admin", "split", shard.ToString(), "--endpoint", cluster.A.Endpoint, "--json");
+        Assert.True(split.ExitCode == 0, split.ToString());
+        var halves = JsonDocument.Parse(split.Out).RootElement.GetProperty("shards").EnumerateArray().ToArray();
+        Assert.Equal(2, halves.Length);
+        Assert.Equal(shard, halves[0].GetProperty("shard").GetInt64());
+        long right = halves[1].GetProperty("shard").GetInt64();
+        Assert.Equal(halves[0].GetProperty("end").GetString(), halves[1].GetProperty("start").GetString()); // no gap, no overlap
+        Assert.Equal(before.GetProperty("range").GetString(), $"[{Hex(halves[0].GetProperty("start").GetString())}, {Hex(halves[1].GetProperty("end").GetString())})");
+
+        var leftStatus = await ShardStatusAsync(shard);
+        var rightStatus = await ShardStatusAsync(right);
+        Assert.Equal(before.GetProperty("keys").GetInt64(), leftStatus.GetProperty("keys").GetInt64() + rightStatus.GetProperty("keys").GetInt64());
+        Assert.True(Math.Abs(leftStatus.GetProperty("keys").GetInt64() - rightStatus.GetProperty("keys").GetInt64()) <= 1, split.ToString());
+        foreach (var key in keys)
+        {
+            var get = await Cli.RunAsync("get", key, "--endpoint", cluster.B.Endpoint); // verifies the proof against the half's root
+            Assert.True(get.ExitCode == 0, get.ToString());
+            Assert.Equal("v-" + key, get.Out.Trim());
+        }
+
+        var merge = await Cli.RunAsync("admin", "merge", shard.ToString(), "--endpoint", cluster.B.Endpoint, "--json");
+        Assert.True(merge.ExitCode == 0, merge.ToString());
+        var merged = await ShardStatusAsync(shard);
+        Assert.Equal(before.GetProperty("range").GetString(), merged.GetProperty("range").GetString());
+        Assert.Equal(before.GetProperty("root").GetString(), merged.GetProperty("root").GetString()); // the tree of the same contents
+        Assert.Equal(before.GetProperty("keys").GetInt64(), merged.GetProperty("keys").GetInt64());
+        var status = await Cli.RunAsync("status", "--endpoint", cluster.A.Endpoint, "--json");
+        Assert.DoesNotContain(status.OutLines, l => JsonDocument.Parse(l).RootElement.GetProperty("shard").GetInt64() == right);
+
+        var last = (await Cli.RunAsync("status", "--endpoint", cluster.A.Endpoint, "--json")).OutLines
+            .Select(l => JsonDocument.Parse(l).RootElement).Last().GetProperty("shard").GetInt64();
+        var noNeighbour = await Cli.RunAsync("admin", "merge", last.ToString(), "--endpoint", cluster.A.Endpoint);
+        Assert.True(noNeighbour.ExitCode == (int)ExitCode.BadInput, noNeighbour.ToString());
+        Assert.Contains("no right neighbour", noNeighbour.Err);
+
+        static string Hex(string? hex) => hex ?? "∞";
+    }
+
+    private async Task<JsonElement> ShardStatusAsync(long shard)
+    {
+        var status = await Cli.RunAsync("status", "--endpoint", cluster.A.Endpoint, "--json");
+        Assert.True(status.ExitCode == 0, status.ToString());
+        return status.OutLines.Select(l => JsonDocument.Parse(l).RootElement).Single(r => r.GetProperty("shard").GetInt64() == shard);
+    }
+
+    [Fact]
     public async Task Move_of_an_unknown_shard_or_to_a_non_member_exits_2_and_an_unreachable_endpoint_exits_4()
     {
         await ActiveMembersAsync();
