@@ -122,6 +122,17 @@ internal sealed class SiloProcess : IAsyncDisposable
         Assert.Equal(0, kill.ExitCode);
     }
 
+    /// <summary>
+    /// Sends a signal by name (<c>KILL</c>, <c>STOP</c>, <c>CONT</c>, <c>TERM</c>) with <c>kill</c>: the fault tests crash,
+    /// pause and resume silos with it.
+    /// </summary>
+    public async Task SignalAsync(string signal)
+    {
+        using var kill = Process.Start(new ProcessStartInfo("kill", ["-" + signal, _process.Id.ToString()]) { UseShellExecute = false })!;
+        await kill.WaitForExitAsync();
+        Assert.True(kill.ExitCode == 0, $"kill -{signal} {_process.Id} exited with {kill.ExitCode}");
+    }
+
     /// <summary>The exit code, or a failure if the process is still running at the deadline.</summary>
     public async Task<int> WaitForExitAsync(TimeSpan deadline)
     {
