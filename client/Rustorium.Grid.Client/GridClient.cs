@@ -24,6 +24,7 @@ public sealed class GridClient : IAsyncDisposable
     private readonly ConcurrentDictionary<string, Lazy<Task<GrainClient>>> _silos = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _mapRefresh = new(1, 1);
     private volatile ShardMap? _map;
+    private volatile string? _lastMapSource;
 
     private GridClient(IReadOnlyList<string> seeds, GridClientOptions options)
     {
@@ -171,21 +172,33 @@ public sealed class GridClient : IAsyncDisposable
         try
         {
             GridException? last = null;
-            var candidates = (_map?.Shards.Select(s => s.Endpoint) ?? []).Concat(_seeds).Distinct().ToList();
+            // The silo that answered last first; each gets a short deadline, so a paused silo (which still accepts
+            // connections) costs one MapRefreshTimeout, not the whole call.
+            var candidates = new[] { _lastMapSource }.Concat(_map?.Shards.Select(s => s.Endpoint) ?? []).Concat(_seeds)
+                .OfType<string>().Distinct().ToList();
             foreach (var endpoint in candidates)
             {
+                using var attempt = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                attempt.CancelAfter(_options.MapRefreshTimeout);
                 try
                 {
-                    var silo = await SiloAsync(endpoint, cancellationToken).ConfigureAwait(false);
-                    var map = await silo.GetGrain<IClusterGrain>(0).GetShardMapAsync(cancellationToken).ConfigureAwait(false);
+                    var silo = await SiloAsync(endpoint, attempt.Token).ConfigureAwait(false);
+                    var map = await silo.GetGrain<IClusterGrain>(0).GetShardMapAsync(attempt.Token).ConfigureAwait(false);
                     if (map.Shards.Length == 0) throw new GridException(GridErrorCode.Internal, $"Silo {endpoint} returned an empty shard map.");
+                    // Every silo reads the map from the cluster's store when asked, so the answer is current.
                     _map = map;
+                    _lastMapSource = endpoint;
                     return map;
                 }
                 catch (GridException ex) when (ex.Code is GridErrorCode.Unavailable or GridErrorCode.Timeout)
                 {
                     Forget(endpoint);
                     last = ex;
+                }
+                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+                {
+                    Forget(endpoint);
+                    last = new GridException(GridErrorCode.Timeout, $"Silo {endpoint} did not answer the shard map within {_options.MapRefreshTimeout.TotalSeconds:0.#} s.");
                 }
             }
             throw new GridException(GridErrorCode.Unavailable,

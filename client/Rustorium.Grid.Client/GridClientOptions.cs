@@ -23,6 +23,12 @@ public sealed record GridClientOptions
     /// </summary>
     public int MaxAttempts { get; init; } = 100;
 
+    /// <summary>
+    /// How long one silo may take to answer a shard-map refresh before the client asks the next one (a paused silo still
+    /// accepts connections but never answers). Default 2 s; at most <see cref="CallTimeout"/>.
+    /// </summary>
+    public TimeSpan MapRefreshTimeout { get; init; } = TimeSpan.FromSeconds(2);
+
     /// <summary>Limits checked on the client before anything is sent (the silo checks them again). Default <see cref="GridLimits.Default"/>.</summary>
     public GridLimits Limits { get; init; } = GridLimits.Default;
 
@@ -33,6 +39,7 @@ public sealed record GridClientOptions
     public void Validate()
     {
         if (CallTimeout <= TimeSpan.Zero) throw GridException.InvalidArgument($"CallTimeout must be positive; got {CallTimeout}.");
+        if (MapRefreshTimeout <= TimeSpan.Zero) throw GridException.InvalidArgument($"MapRefreshTimeout must be positive; got {MapRefreshTimeout}.");
         if (MaxAttempts < 1) throw GridException.InvalidArgument($"MaxAttempts must be at least 1; got {MaxAttempts}.");
         if (ScanPageSize < 1) throw GridException.InvalidArgument($"ScanPageSize must be at least 1; got {ScanPageSize}.");
         if (!Enum.IsDefined(DefaultSyncMode)) throw GridException.InvalidArgument($"DefaultSyncMode {DefaultSyncMode} is not a sync mode.");

@@ -70,6 +70,9 @@ public static class GridSilo
         IShardStore store;
         PostgresClusterStore? cluster = null;
         string storeDescription;
+        // This start's member address (a cluster needs a fixed port, so it is known before listening): the stores name
+        // their sessions after it, so that the cluster can end them if it declares this silo dead.
+        var address = new SiloAddress(options.ResolveEndpoint(options.Port), DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() * 1000 + Random.Shared.Next(1000));
         try
         {
             if (options.IsCluster)
@@ -77,11 +80,13 @@ public static class GridSilo
                 var connection = new Npgsql.NpgsqlConnectionStringBuilder(options.Postgres);
                 storeDescription = $"PostgreSQL {connection.Host}:{connection.Port}/{connection.Database}, schema {options.PostgresSchema}";
                 store = await PostgresShardStore.OpenAsync(
-                    new PostgresShardStoreOptions { ConnectionString = options.Postgres, Schema = options.PostgresSchema }, stop).ConfigureAwait(false);
+                    new PostgresShardStoreOptions { ConnectionString = options.Postgres, Schema = options.PostgresSchema, SessionOwner = address },
+                    stop).ConfigureAwait(false);
                 try
                 {
                     cluster = await PostgresClusterStore.OpenAsync(
-                        new PostgresClusterStoreOptions { ConnectionString = options.Postgres!, Schema = options.PostgresSchema }, stop).ConfigureAwait(false);
+                        new PostgresClusterStoreOptions { ConnectionString = options.Postgres!, Schema = options.PostgresSchema, SessionOwner = address },
+                        stop).ConfigureAwait(false);
                 }
                 catch
                 {
@@ -106,7 +111,8 @@ public static class GridSilo
         int exit;
         try
         {
-            exit = await RunWithStoreAsync(options, configuration!, store, cluster, storeDescription, dataDirectory, error, stop, started).ConfigureAwait(false);
+            exit = await RunWithStoreAsync(options, configuration!, store, cluster, address, storeDescription, dataDirectory, error, stop, started)
+                .ConfigureAwait(false);
         }
         finally
         {
@@ -146,7 +152,7 @@ public static class GridSilo
     }
 
     private static async Task<int> RunWithStoreAsync(GridSiloOptions options, IConfiguration configuration, IShardStore store,
-        PostgresClusterStore? cluster, string storeDescription, string dataDirectory, TextWriter error, CancellationToken stop,
+        PostgresClusterStore? cluster, SiloAddress address, string storeDescription, string dataDirectory, TextWriter error, CancellationToken stop,
         Action<SiloEndpoints>? started)
     {
         IReadOnlyList<ShardState> shards;
@@ -161,7 +167,7 @@ public static class GridSilo
         }
 
         var silo = new LocalSiloDetails(options.ResolveName(), options.Region, options.ResolveEndpoint(options.Port));
-        var app = BuildApplication(options, configuration, store, cluster, silo,
+        var app = BuildApplication(options, configuration, store, cluster, address, silo,
             new SiloRunInfo(DateTimeOffset.UtcNow, options.IsCluster ? storeDescription : dataDirectory));
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Rustorium.Grid.Silo");
         try
@@ -215,7 +221,7 @@ public static class GridSilo
     }
 
     private static WebApplication BuildApplication(GridSiloOptions options, IConfiguration configuration, IShardStore store,
-        PostgresClusterStore? cluster, LocalSiloDetails silo, SiloRunInfo run)
+        PostgresClusterStore? cluster, SiloAddress address, LocalSiloDetails silo, SiloRunInfo run)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
         // One configuration for everything, read and checked already (RGRID_ environment, command line, appsettings.json).
@@ -247,10 +253,9 @@ public static class GridSilo
             // before it stops listening.
             builder.Services.AddSingleton<IMembershipTable>(cluster);
             builder.Services.AddSingleton<IShardDirectory>(cluster);
-            long generation = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() * 1000 + Random.Shared.Next(1000);
             string? http = options.HttpPort == 0 ? null : $"http://{options.ResolveEndpoint(options.HttpPort)}";
             builder.Services.AddClusterShards(
-                () => new SiloRegistration(new SiloAddress(silo.Endpoint, generation), silo.Name, silo.Region, http),
+                () => new SiloRegistration(address, silo.Name, silo.Region, http),
                 options.Cluster.ToClusterOptions(), options.Cluster.ToPlacementOptions(), PlacementDirectors.Create(options.Cluster.Placement));
         }
         builder.Services.AddSingleton<SiloStatusReader>();

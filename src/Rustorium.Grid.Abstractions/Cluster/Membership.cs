@@ -80,7 +80,9 @@ public interface IMembershipTable
 
     /// <summary>
     /// Declares <paramref name="silo"/> dead if, by the store's clock, its last heartbeat is older than
-    /// <paramref name="heartbeatOlderThan"/> and it is not dead yet. Returns whether this call changed it.
+    /// <paramref name="heartbeatOlderThan"/> and it is not dead yet. Returns whether this call changed it. When it did, the
+    /// store also ends the dead silo's own sessions with it, if it can tell them apart (a silo frozen in the middle of a
+    /// commit must not keep a shard's lock from its next owner).
     /// </summary>
     Task<bool> DeclareDeadAsync(SiloAddress silo, TimeSpan heartbeatOlderThan, CancellationToken cancellationToken);
 

@@ -54,6 +54,14 @@ internal static class PostgresClusterStatements
         "UPDATE silos SET status = " + Dead + " WHERE endpoint = @endpoint AND generation = @generation AND status <> " + Dead +
         " AND clock_timestamp() - last_heartbeat > @older_than";
 
+    /// <summary>
+    /// Ends every other session of the database named for a silo incarnation (its open transaction rolls back, its locks are
+    /// released). Allowed for sessions of the same role, which is how silos connect.
+    /// </summary>
+    public const string TerminateSessions =
+        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity " +
+        "WHERE application_name = @application_name AND datname = current_database() AND pid <> pg_backend_pid()";
+
     /// <summary>A clean move to ShuttingDown or Dead; never out of Dead.</summary>
     public const string SetStatus =
         "UPDATE silos SET status = @status WHERE endpoint = @endpoint AND generation = @generation AND status <> " + Dead;

@@ -149,9 +149,22 @@ public sealed class PostgresClusterStore : IMembershipTable, IShardDirectory, IA
         CheckAddress(silo, "DeclareDead");
         if (heartbeatOlderThan < TimeSpan.Zero)
             throw GridException.InvalidArgument($"DeclareDead: the heartbeat age limit must not be negative; got {heartbeatOlderThan}.");
-        return UpdateSiloAsync($"Declaring {silo} dead", PostgresClusterStatements.DeclareDead, silo,
-            command => command.Parameters.Add(new NpgsqlParameter("older_than", NpgsqlDbType.Interval) { Value = heartbeatOlderThan }),
-            cancellationToken);
+        return RunAsync($"Declaring {silo} dead", async ct =>
+        {
+            await using (var command = _dataSource.CreateCommand(PostgresClusterStatements.DeclareDead))
+            {
+                AddAddress(command, silo);
+                command.Parameters.Add(new NpgsqlParameter("older_than", NpgsqlDbType.Interval) { Value = heartbeatOlderThan });
+                if (await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false) != 1) return false;
+            }
+            // The silo may be frozen mid-commit holding a shard row's lock: end its sessions so its new owner can claim it.
+            await using (var terminate = _dataSource.CreateCommand(PostgresClusterStatements.TerminateSessions))
+            {
+                terminate.Parameters.AddWithValue("application_name", PostgresSessions.ApplicationNameFor(silo));
+                await terminate.ExecuteScalarAsync(ct).ConfigureAwait(false);
+            }
+            return true;
+        }, cancellationToken);
     }
 
     /// <inheritdoc />

@@ -35,6 +35,13 @@ public sealed record PostgresClusterStoreOptions
     /// </summary>
     public TimeSpan CommandTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// The silo incarnation these sessions belong to: their <c>application_name</c> is then
+    /// <see cref="PostgresSessions.ApplicationNameFor"/> of it (see <see cref="PostgresShardStoreOptions.SessionOwner"/>).
+    /// Null (the default) for tools.
+    /// </summary>
+    public Rustorium.Grid.Cluster.SiloAddress? SessionOwner { get; init; }
+
     /// <summary>Checks every option; connects to nothing.</summary>
     /// <exception cref="GridException"><see cref="GridErrorCode.InvalidArgument"/> naming the option and what is wrong with it
     /// (never echoing the connection string, which may hold a password).</exception>
@@ -69,7 +76,8 @@ public sealed record PostgresClusterStoreOptions
             SearchPath = PostgresMigrator.QuoteSchema(Schema),
             CommandTimeout = (int)CommandTimeout.TotalSeconds,
         };
-        if (string.IsNullOrEmpty(builder.ApplicationName)) builder.ApplicationName = "rustorium-grid-cluster";
+        if (SessionOwner is { } owner) builder.ApplicationName = PostgresSessions.ApplicationNameFor(owner);
+        else if (string.IsNullOrEmpty(builder.ApplicationName)) builder.ApplicationName = "rustorium-grid-cluster";
         return builder;
     }
 

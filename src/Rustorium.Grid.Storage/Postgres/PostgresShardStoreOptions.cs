@@ -38,6 +38,13 @@ public sealed record PostgresShardStoreOptions
     public TimeSpan IdleInTransactionSessionTimeout { get; init; } = TimeSpan.FromSeconds(5);
 
     /// <summary>
+    /// The silo incarnation these sessions belong to, in a cluster: their <c>application_name</c> is then
+    /// <see cref="PostgresSessions.ApplicationNameFor"/> of it, so that when the cluster declares the silo dead its
+    /// sessions are ended (a frozen commit's lock is released). Null (the default) outside a cluster.
+    /// </summary>
+    public Rustorium.Grid.Cluster.SiloAddress? SessionOwner { get; init; }
+
+    /// <summary>
     /// Longest a single statement of the store may run, including waiting for a lock (<c>statement_timeout</c>); then
     /// it fails with <see cref="GridErrorCode.Timeout"/> and its transaction is rolled back. The client-side command
     /// timeout is set 5 s above it, so the server's own error normally arrives first. Default 30 s; 1 s to 1 h.
@@ -63,7 +70,8 @@ public sealed record PostgresShardStoreOptions
             $"-c idle_in_transaction_session_timeout={(long)IdleInTransactionSessionTimeout.TotalMilliseconds}");
         builder.Options = string.IsNullOrWhiteSpace(builder.Options) ? limits : builder.Options + " " + limits; // the last -c wins
         builder.CommandTimeout = (int)Math.Ceiling(StatementTimeout.TotalSeconds) + 5;
-        if (string.IsNullOrEmpty(builder.ApplicationName)) builder.ApplicationName = "rustorium-grid";
+        if (SessionOwner is { } owner) builder.ApplicationName = PostgresSessions.ApplicationNameFor(owner);
+        else if (string.IsNullOrEmpty(builder.ApplicationName)) builder.ApplicationName = "rustorium-grid";
         // The store's statements are few and repeated: let the driver prepare them once per connection.
         if (builder.MaxAutoPrepare == 0) builder.MaxAutoPrepare = 32;
         return builder;

@@ -215,6 +215,60 @@ public sealed class PostgresClusterStoreTests
     }
 
     [Fact]
+    public async Task DeclaringASiloDeadEndsItsSessionsSoAFrozenCommitCannotKeepTheShardsLock()
+    {
+        var schema = NewSchema();
+        await using var store = await PostgresClusterDatabase.OpenAsync(schema, commandTimeout: TimeSpan.FromSeconds(5));
+        await PostgresClusterDatabase.CreateShardsAsync(schema, [(1, KeyRange.All)]);
+        var frozen = new SiloAddress("10.0.0.9:7000", 3);
+        await store.JoinAsync(new SiloRegistration(frozen, "frozen", "eu", null), _ct);
+        var owned = await store.ClaimAsync(1, frozen, 0, _ct);
+
+        // The frozen silo's session, named as the silo names its sessions, holds the shard row's lock inside an open
+        // transaction (as a commit frozen half-way through its pipeline does: no server timeout ends that session).
+        var named = new NpgsqlConnectionStringBuilder(await PostgresClusterDatabase.ConnectionStringAsync())
+        {
+            ApplicationName = PostgresSessions.ApplicationNameFor(frozen),
+            Pooling = false,
+        };
+        await using var holder = new NpgsqlConnection(named.ConnectionString);
+        await holder.OpenAsync();
+        var tx = await holder.BeginTransactionAsync();
+        await using (var hold = new NpgsqlCommand($"SELECT 1 FROM \"{schema}\".shards WHERE id = 1 FOR UPDATE", holder, tx))
+            await hold.ExecuteNonQueryAsync();
+        // A bystander session of another silo is left alone.
+        var bystanderName = new NpgsqlConnectionStringBuilder(named.ConnectionString) { ApplicationName = PostgresSessions.ApplicationNameFor(A) };
+        await using var bystander = new NpgsqlConnection(bystanderName.ConnectionString);
+        await bystander.OpenAsync();
+
+        await PostgresClusterDatabase.ExecuteAsync(schema,
+            "UPDATE silos SET last_heartbeat = last_heartbeat - interval '1 hour' WHERE endpoint = @e", ("e", frozen.Endpoint));
+        Assert.True(await store.DeclareDeadAsync(frozen, TimeSpan.FromSeconds(10), _ct));
+
+        // The claim goes through at once (well within the 5 s command timeout it would otherwise hit).
+        var taken = await store.ClaimAsync(1, A, owned.Epoch, _ct);
+        Assert.Equal(A, taken.Owner);
+        await Assert.ThrowsAnyAsync<Exception>(async () =>
+        {
+            await using var after = new NpgsqlCommand("SELECT 1", holder, tx);
+            await after.ExecuteScalarAsync();
+        });
+        await using (var alive = new NpgsqlCommand("SELECT 1", bystander))
+            Assert.Equal(1, await alive.ExecuteScalarAsync());
+    }
+
+    [Fact]
+    public void SessionNamesFitPostgreSqlAndDifferPerIncarnation()
+    {
+        var a = PostgresSessions.ApplicationNameFor(new SiloAddress("127.0.0.1:7401", 1795286852084934));
+        Assert.Equal("rgrid 127.0.0.1:7401@1795286852084934", a);
+        Assert.NotEqual(a, PostgresSessions.ApplicationNameFor(new SiloAddress("127.0.0.1:7401", 1795286852084935)));
+        var longHost = PostgresSessions.ApplicationNameFor(new SiloAddress(new string('h', 80) + ".example.com:7400", 7));
+        Assert.True(longHost.Length <= PostgresSessions.MaxApplicationNameBytes);
+        Assert.StartsWith("rgrid #", longHost);
+    }
+
+    [Fact]
     public async Task AClaimFencesTheShardStoresCommitsOfTheOldEpoch()
     {
         var schema = NewSchema();
