@@ -80,14 +80,24 @@ public sealed class GridClient : IAsyncDisposable
             CheckKey(op.Key);
             if (op.Kind == BatchOperationKind.Put) _options.Limits.CheckValue(op.Value ?? throw GridException.InvalidArgument("A put needs a value."));
         }
-        var first = ShardMap.Locate(operations[0].Key).ShardId;
+        var array = operations.ToArray();
+        CheckOneShard(ShardMap, array);
+        // Re-checked whenever the map is refreshed: a split may have cut the batch's keys apart since it was built.
+        return OnShardOfAsync(operations[0].Key, (shard, ct) => shard.BatchAsync(array, mode ?? _options.DefaultSyncMode, ct), cancellationToken,
+            map => CheckOneShard(map, array));
+    }
+
+    private static void CheckOneShard(ShardMap map, BatchOperation[] operations)
+    {
+        var first = map.Locate(operations[0].Key);
         foreach (var op in operations)
         {
-            if (ShardMap.Locate(op.Key).ShardId != first)
-                throw GridException.InvalidArgument("The keys of a batch span more than one shard; use one batch per shard (transactions will lift this).");
+            var shard = map.Locate(op.Key);
+            if (shard.ShardId != first.ShardId)
+                throw GridException.InvalidArgument(
+                    $"The keys of a batch span more than one shard ({first.ShardId} {first.Range} and {shard.ShardId} {shard.Range}); " +
+                    "use one batch per shard (transactions will lift this).");
         }
-        var array = operations.ToArray();
-        return OnShardOfAsync(operations[0].Key, (shard, ct) => shard.BatchAsync(array, mode ?? _options.DefaultSyncMode, ct), cancellationToken);
     }
 
     /// <summary>Sets <paramref name="key"/> durably and returns the write with its proof (verified unless turned off).</summary>
@@ -210,14 +220,30 @@ public sealed class GridClient : IAsyncDisposable
         }
     }
 
-    private async Task<T> OnShardOfAsync<T>(byte[] key, Func<IShardGrain, CancellationToken, Task<T>> call, CancellationToken cancellationToken)
+    private async Task<T> OnShardOfAsync<T>(byte[] key, Func<IShardGrain, CancellationToken, Task<T>> call, CancellationToken cancellationToken,
+        Action<ShardMap>? recheck = null)
     {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(_options.CallTimeout);
-        var ct = deadline.Token;
+        try
+        {
+            return await OnShardOfCoreAsync(key, call, recheck, deadline.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested && deadline.IsCancellationRequested)
+        {
+            // Raised by the call, a backoff or a map refresh: the call's own deadline passed.
+            throw new GridException(GridErrorCode.Timeout, $"The call did not complete within {_options.CallTimeout.TotalSeconds:0.#} s.");
+        }
+    }
+
+    private async Task<T> OnShardOfCoreAsync<T>(byte[] key, Func<IShardGrain, CancellationToken, Task<T>> call, Action<ShardMap>? recheck,
+        CancellationToken ct)
+    {
         for (int attempt = 1; ; attempt++)
         {
-            var entry = ShardMap.Locate(key);
+            var map = ShardMap;
+            if (attempt > 1) recheck?.Invoke(map);
+            var entry = map.Locate(key);
             try
             {
                 var silo = await SiloAsync(entry.Endpoint, ct).ConfigureAwait(false);
@@ -238,10 +264,6 @@ public sealed class GridClient : IAsyncDisposable
                 {
                     // No silo answered right now: the next attempt waits and asks again.
                 }
-            }
-            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested && deadline.IsCancellationRequested)
-            {
-                throw new GridException(GridErrorCode.Timeout, $"The call did not complete within {_options.CallTimeout.TotalSeconds:0.#} s.");
             }
         }
     }

@@ -284,6 +284,99 @@ public sealed class ClusterFaultTests(ITestOutputHelper output)
         await ClusterInvariants.CheckAsync(cluster, load.Acked.Values.ToList(), load.Errors);
     });
 
+    [Fact]
+    public Task AShardSplitAndMergedByTheControlGrainUnderLoadKeepsEveryWriteAndHonestRoots() => RunAsync(async cluster =>
+    {
+        await cluster.StartSilosAsync(3, rebalance: false);
+        await using var client = await cluster.ConnectClientAsync(TimeSpan.FromSeconds(30));
+        var load = cluster.StartLoad(client, "split");
+        await load.WaitForWritesAsync(400, LoadDeadline);
+
+        var before = await cluster.Store.ReadAsync(default);
+        var shard = before.Shards.OrderByDescending(s => s.KeyCount).First();
+        var owner = cluster.SiloAt(shard.Owner!.Value.Endpoint);
+        await using var stale = await cluster.ConnectClientAsync(TimeSpan.FromSeconds(30)); // keeps the map from before the split
+        var clock = Stopwatch.StartNew();
+        var halves = await owner.CallControlAsync(control => control.SplitShardAsync(shard.ShardId, default));
+        output.WriteLine($"SPLIT shard {shard.ShardId} ({shard.KeyCount}+ keys) in {clock.Elapsed.TotalMilliseconds:0} ms under load");
+
+        Assert.Equal(2, halves.Length);
+        Assert.Equal(shard.ShardId, halves[0].ShardId);
+        Assert.True(halves[0].Range.Start.SequenceEqual(shard.Range.Start));
+        Assert.True(halves[0].Range.End.SequenceEqual(halves[1].Range.Start)); // they meet exactly
+        Assert.Equal(shard.Range.IsUnbounded, halves[1].Range.IsUnbounded);
+        Assert.True(shard.Range.IsUnbounded || halves[1].Range.End.SequenceEqual(shard.Range.End));
+        var afterSplit = await cluster.Store.ReadAsync(default);
+        Assert.Equal(before.Shards.Count + 1, afterSplit.Shards.Count);
+        Assert.True(afterSplit.Generation > before.Generation);
+        Assert.All(afterSplit.Shards.Where(s => s.ShardId == halves[0].ShardId || s.ShardId == halves[1].ShardId),
+            s => Assert.Equal(shard.Owner, s.Owner));
+        await load.WaitForWritesAsync(300, LoadDeadline); // the load carries on across both halves
+
+        // A batch built for the old shard now spans both halves: refused as such (not retried until the timeout), nothing stored.
+        byte[] leftKey = [.. halves[0].Range.Start.ToArray(), .. "zz-left"u8];
+        byte[] rightKey = [.. halves[1].Range.Start.ToArray(), .. "zz-right"u8];
+        clock.Restart();
+        var spanning = await Assert.ThrowsAsync<GridException>(() => stale.BatchAsync([BatchOperation.Put(leftKey, [1]), BatchOperation.Put(rightKey, [2])]));
+        Assert.Equal(GridErrorCode.InvalidArgument, spanning.Code);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"the spanning batch took {clock.Elapsed} to be refused");
+        Assert.Null((await client.ReadAsync(leftKey)).Value);
+        Assert.Null((await client.ReadAsync(rightKey)).Value);
+
+        clock.Restart();
+        var merged = await owner.CallControlAsync(control => control.MergeShardsAsync(shard.ShardId, default));
+        output.WriteLine($"MERGE shards {halves[0].ShardId}+{halves[1].ShardId} in {clock.Elapsed.TotalMilliseconds:0} ms under load");
+        Assert.Equal(shard.ShardId, merged.ShardId);
+        Assert.True(merged.Range.Start.SequenceEqual(shard.Range.Start) && merged.Range.IsUnbounded == shard.Range.IsUnbounded
+            && (shard.Range.IsUnbounded || merged.Range.End.SequenceEqual(shard.Range.End)));
+        Assert.Equal(before.Shards.Count, (await cluster.Store.ReadAsync(default)).Shards.Count);
+        await load.WaitForWritesAsync(300, LoadDeadline);
+
+        await load.StopAsync();
+        cluster.Log("load stopped: " + load.Summary());
+        await ClusterInvariants.CheckAsync(cluster, load.Acked.Values.ToList(), load.Errors);
+    });
+
+    [Fact]
+    public Task ShardsSplitPastTheSizeThresholdUnderLoadAndColdEmptiedNeighboursMerge() => RunAsync(async cluster =>
+    {
+        // Small thresholds so that a few seconds of load cross them: split at 250 keys, merge neighbours under 100 keys.
+        await cluster.StartSilosAsync(3, rebalance: false,
+            "--Silo:Cluster:SplitKeys=250", "--Silo:Cluster:MergeKeys=100", "--Silo:Cluster:MergeMaxOpsPerSecond=5");
+        await using var client = await cluster.ConnectClientAsync(TimeSpan.FromSeconds(30));
+        var load = cluster.StartLoad(client, "grow");
+        int initial = (await cluster.Store.ReadAsync(default)).Shards.Count;
+        await cluster.PollAsync(async () => (await cluster.Store.ReadAsync(default)).Shards.Count >= initial + 3, TimeSpan.FromSeconds(60),
+            "three shards to split past 250 keys under load");
+        await load.StopAsync();
+        cluster.Log("load stopped: " + load.Summary());
+        // Splits go on, one per silo per round, until no shard is past the threshold.
+        await cluster.PollAsync(async () => (await cluster.Store.ReadAsync(default)).Shards.All(s => s.KeyCount < 250), TimeSpan.FromSeconds(60),
+            "every shard to be under the split threshold");
+        var grown = await cluster.WaitUntilSettledAsync(TimeSpan.FromSeconds(20));
+        output.WriteLine($"SPLITS: {initial} -> {grown.Shards.Count} shards; largest {grown.Shards.Max(s => s.KeyCount)} keys");
+        await ClusterInvariants.CheckAsync(cluster, load.Acked.Values.ToList(), load.Errors);
+
+        // Empty the grid: the shards go cold and small, and neighbours on one silo merge (down to MinShards + silos - 1).
+        foreach (var chunk in load.Acked.Values.Chunk(200))
+        {
+            // Batches are one shard each: group by the current map (the load's splits left this client's map behind;
+            // merges during the deletes only join ranges, so a group stays within one shard).
+            var map = await client.RefreshShardMapAsync();
+            foreach (var byShard in chunk.GroupBy(w => map.Locate(w.Key).ShardId))
+                await client.BatchAsync(byShard.Select(w => BatchOperation.Delete(w.Key)).ToList());
+        }
+        await cluster.PollAsync(async () => (await cluster.Store.ReadAsync(default)).Shards.Count < grown.Shards.Count, TimeSpan.FromSeconds(30),
+            "cold, emptied neighbours to merge");
+        var shrunk = await cluster.WaitUntilSettledAsync(TimeSpan.FromSeconds(20));
+        output.WriteLine($"MERGES: {grown.Shards.Count} -> {shrunk.Shards.Count} shards");
+        Assert.True(shrunk.Shards.Count >= 8, $"merges went below MinShards: {shrunk.Shards.Count}");
+        Assert.All(shrunk.Shards, s => Assert.Equal(0, s.KeyCount));
+        foreach (var write in load.Acked.Values.Take(50))
+            Assert.Null((await client.ReadAsync(write.Key)).Value); // absent, with a verified non-inclusion proof
+        await ClusterInvariants.CheckAsync(cluster, [], []);
+    });
+
     /// <summary>A key inside <paramref name="shard"/>'s range (shards split on the first key byte).</summary>
     private static byte[] ProbeKey(ShardOwnership shard) =>
         [shard.Range.Start.Length > 0 ? shard.Range.Start[0] : (byte)0x00, .. "probe"u8];

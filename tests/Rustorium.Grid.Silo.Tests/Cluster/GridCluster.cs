@@ -88,9 +88,9 @@ internal sealed class GridCluster : IAsyncDisposable
     /// Starts <paramref name="count"/> silos together and waits until each serves and is an active member, and every
     /// shard has a live owner that has it open.
     /// </summary>
-    public async Task<IReadOnlyList<ClusterSilo>> StartSilosAsync(int count, bool rebalance)
+    public async Task<IReadOnlyList<ClusterSilo>> StartSilosAsync(int count, bool rebalance, params string[] extraSettings)
     {
-        var started = Enumerable.Range(0, count).Select(_ => StartSilo(rebalance)).ToList();
+        var started = Enumerable.Range(0, count).Select(_ => StartSilo(rebalance, extraSettings)).ToList();
         foreach (var silo in started) await silo.WaitUntilHealthyAsync(StartDeadline);
         await WaitUntilMembersAsync(started);
         await WaitUntilSettledAsync(TimeSpan.FromSeconds(20));
@@ -98,7 +98,7 @@ internal sealed class GridCluster : IAsyncDisposable
     }
 
     /// <summary>Starts one more silo (not waiting for it).</summary>
-    public ClusterSilo StartSilo(bool rebalance)
+    public ClusterSilo StartSilo(bool rebalance, params string[] extraSettings)
     {
         var name = $"silo-{++_next}";
         string[] settings =
@@ -111,6 +111,7 @@ internal sealed class GridCluster : IAsyncDisposable
             $"--Silo:Cluster:RebalanceThreshold={RebalanceThreshold}",
             $"--Silo:Cluster:Rebalance={(rebalance ? "true" : "false")}",
             "--drain-timeout", "00:00:05",
+            .. extraSettings,
         ];
         var silo = ClusterSilo.Start(name, Path.Combine(_dir.Path, name), ConnectionString, Schema, settings);
         _silos.Add(silo);
