@@ -21,10 +21,11 @@ namespace Rustorium.Grid.Storage;
 /// <item>run tree operations (<see cref="SparseMerkleTree.Insert"/>, <see cref="SparseMerkleTree.ApplyBatch"/>, …);</item>
 /// <item><see cref="TakeStaged"/>: the net node changes and the new root, to put into the <see cref="ShardCommit"/>
 /// (<see cref="StagedTreeChanges.AddedNodes"/>, <see cref="StagedTreeChanges.RemovedNodes"/>, <see cref="StagedTreeChanges.NewRoot"/>);
-/// from here until step 3 the tree may be read but not changed;</item>
+/// while that commit is in flight the tree may go on changing (the next group is folded on top, in a new layer), so
+/// hashing overlaps the store's write;</item>
 /// <item>after <see cref="IShardStore.CommitAsync"/> succeeded, <see cref="AcceptStaged"/> (the staged root becomes the
-/// committed root, additions go to the cache); if it failed, <see cref="DiscardStaged"/> (root and staging roll back
-/// to the last committed state, as if the operations never ran).</item>
+/// committed root, additions go to the cache); if it failed, <see cref="DiscardStaged"/> (root and every staged layer roll
+/// back to the last committed state, as if the operations never ran).</item>
 /// </list>
 /// <para>Not thread-safe, like the tree that owns it: one shard activation, one turn at a time.</para>
 /// </remarks>
@@ -37,13 +38,23 @@ public sealed class ShardTreeNodeStore : ISmtNodeStore, IDisposable
     private readonly bool _ownsReader;
     private readonly SmtNodeCache _cache;
 
-    // Staged changes. Applied to the committed node set C, the tree sees (C \ _removed) ∪ _added.
-    // A "fresh" addition is known not to be in C, so removing it again needs no store delete.
-    private readonly Dictionary<Fr, StagedNode> _added = new();
-    private readonly HashSet<Fr> _removed = new();
-    private bool _sealed;
+    // Staged changes, in layers over the committed node set C: the taken layers (oldest first; each handed to a store
+    // commit, accepted in order) and the open layer that tree operations stage into. The tree sees C, then each taken
+    // layer, then the open layer, each layer L applied as (S \ L.Removed) ∪ L.Added. A "fresh" addition is known not to
+    // be in the layer's base, so removing it again within the layer needs no store delete.
+    private Layer _open = new();
+    private readonly List<Layer> _taken = new();
 
     private readonly record struct StagedNode(SmtNode Node, bool Fresh);
+
+    private sealed class Layer
+    {
+        public readonly Dictionary<Fr, StagedNode> Added = new();
+        public readonly HashSet<Fr> Removed = new();
+        public Fr RootAfter;
+
+        public bool IsEmpty => Added.Count == 0 && Removed.Count == 0;
+    }
 
     /// <summary>A node store over <paramref name="reader"/>, whose committed tree has root <paramref name="committedRoot"/>.</summary>
     /// <param name="reader">Reads the shard's committed nodes (see <see cref="IShardStore.OpenNodeReader"/>).</param>
@@ -59,6 +70,7 @@ public sealed class ShardTreeNodeStore : ISmtNodeStore, IDisposable
         _cache = new SmtNodeCache(cacheCapacity);
         CommittedRoot = committedRoot;
         Root = committedRoot;
+        Committed = new CommittedView(this);
     }
 
     /// <summary>Opens the node store of <paramref name="shard"/> (its reader is owned and disposed with it).</summary>
@@ -75,11 +87,18 @@ public sealed class ShardTreeNodeStore : ISmtNodeStore, IDisposable
     /// <summary>The root of the last accepted (durably committed) state.</summary>
     public Fr CommittedRoot { get; private set; }
 
-    /// <summary>True when tree operations are staged that no store commit has carried yet.</summary>
-    public bool HasStaged => Root != CommittedRoot || _added.Count > 0 || _removed.Count > 0;
+    /// <summary>
+    /// The committed tree alone, as a read-only node store (its <see cref="ISmtNodeStore.Root"/> is <see cref="CommittedRoot"/>;
+    /// staged layers are invisible): for proofs of committed state while later operations are staged. Shares this store's
+    /// cache, so it needs the same exclusion as the tree (one thread at a time).
+    /// </summary>
+    public ISmtNodeStore Committed { get; }
 
-    /// <summary>True between <see cref="TakeStaged"/> and <see cref="AcceptStaged"/>/<see cref="DiscardStaged"/>.</summary>
-    public bool IsSealed => _sealed;
+    /// <summary>True when tree operations are staged that no accepted store commit has carried yet.</summary>
+    public bool HasStaged => Root != CommittedRoot || !_open.IsEmpty || _taken.Count > 0;
+
+    /// <summary>Layers taken by <see cref="TakeStaged"/> and not yet accepted or discarded (their store commits are pending).</summary>
+    public int PendingCommits => _taken.Count;
 
     /// <summary>Nodes fetched from the store's reader so far (cache and staging misses).</summary>
     public long StoreReads { get; private set; }
@@ -93,16 +112,27 @@ public sealed class ShardTreeNodeStore : ISmtNodeStore, IDisposable
     /// <inheritdoc />
     public bool TryGetNode(in Fr hash, out SmtNode node)
     {
-        if (_added.TryGetValue(hash, out var staged))
+        if (Find(_open, hash, out node, out bool gone) || gone) return !gone;
+        for (int i = _taken.Count - 1; i >= 0; i--)
+            if (Find(_taken[i], hash, out node, out gone) || gone) return !gone;
+        return TryGetCommitted(hash, out node);
+    }
+
+    private static bool Find(Layer layer, in Fr hash, out SmtNode node, out bool gone)
+    {
+        if (layer.Added.TryGetValue(hash, out var staged))
         {
             node = staged.Node;
+            gone = false;
             return true;
         }
-        if (_removed.Contains(hash))
-        {
-            node = default;
-            return false;
-        }
+        node = default;
+        gone = layer.Removed.Contains(hash);
+        return false;
+    }
+
+    private bool TryGetCommitted(in Fr hash, out SmtNode node)
+    {
         if (_cache.TryGet(hash, out node))
         {
             CacheHits++;
@@ -114,88 +144,87 @@ public sealed class ShardTreeNodeStore : ISmtNodeStore, IDisposable
         return true;
     }
 
-    /// <summary>Stages <paramref name="batch"/> (see the type's remarks); writes nothing.</summary>
+    /// <summary>Stages <paramref name="batch"/> into the open layer (see the type's remarks); writes nothing.</summary>
     /// <exception cref="SmtException"><see cref="SmtErrorCode.Conflict"/> if <see cref="SmtNodeBatch.OldRoot"/> is not <see cref="Root"/>.</exception>
-    /// <exception cref="InvalidOperationException">Staged changes were taken by <see cref="TakeStaged"/> and not yet accepted or discarded.</exception>
     public void Commit(SmtNodeBatch batch)
     {
         ArgumentNullException.ThrowIfNull(batch);
-        if (_sealed)
-            throw new InvalidOperationException(
-                "The shard's staged tree changes are being committed (TakeStaged was called): call AcceptStaged or DiscardStaged before changing the tree again.");
         if (batch.OldRoot != Root)
             throw new SmtException(SmtErrorCode.Conflict,
                 $"The shard's tree root is {Root}, not {batch.OldRoot} as the batch expects: another writer changed the tree.");
 
-        // (C \ R) ∪ A, minus r, plus a  =  (C \ (R ∪ r)) ∪ ((A \ r) ∪ a).
+        // Over the layer's base B: (B \ R) ∪ A, minus r, plus a  =  (B \ (R ∪ r)) ∪ ((A \ r) ∪ a).
+        var layer = _open;
         foreach (var hash in batch.Removed)
         {
-            if (_added.Remove(hash, out var staged) && staged.Fresh) continue; // never reached the store
-            _removed.Add(hash);
+            if (layer.Added.Remove(hash, out var staged) && staged.Fresh) continue; // never reached the base
+            layer.Removed.Add(hash);
         }
         foreach (ref readonly var entry in batch.Added)
         {
-            // Not staged-removed: a canonical tree never re-adds a node it holds, so the node is new to the store.
-            // Staged-removed: it may be stored; keep the addition (insert-or-ignore) and drop the now-moot removal.
-            bool fresh = !_removed.Remove(entry.Hash);
-            if (_added.TryGetValue(entry.Hash, out var existing)) fresh &= existing.Fresh;
-            _added[entry.Hash] = new StagedNode(entry.Node, fresh);
+            // Not staged-removed: a canonical tree never re-adds a node it holds, so the node is new to the base.
+            // Staged-removed: it is in the base; keep the addition (insert-or-ignore) and drop the now-moot removal.
+            bool fresh = !layer.Removed.Remove(entry.Hash);
+            if (layer.Added.TryGetValue(entry.Hash, out var existing)) fresh &= existing.Fresh;
+            layer.Added[entry.Hash] = new StagedNode(entry.Node, fresh);
         }
         Root = batch.NewRoot;
     }
 
     /// <summary>
-    /// The net node changes staged since the last accepted commit and the root they lead to, for the shard's
-    /// <see cref="ShardCommit"/>. Seals the store: tree reads continue, tree changes are refused until
-    /// <see cref="AcceptStaged"/> or <see cref="DiscardStaged"/>.
+    /// The net node changes staged since the last <see cref="TakeStaged"/> and the root they lead to, for one
+    /// <see cref="ShardCommit"/> (its old root is the previous taken layer's new root, or the committed root). Tree
+    /// operations may go on meanwhile: they stage into a new layer on top. Taken layers must be committed to the store in
+    /// the order they were taken, and accepted (<see cref="AcceptStaged"/>) in that order.
     /// </summary>
-    /// <exception cref="InvalidOperationException">Already sealed.</exception>
     public StagedTreeChanges TakeStaged()
     {
-        if (_sealed) throw new InvalidOperationException("TakeStaged was already called; call AcceptStaged or DiscardStaged first.");
-        var added = new SmtNodeEntry[_added.Count];
+        var oldRoot = _taken.Count > 0 ? _taken[^1].RootAfter : CommittedRoot;
+        var layer = _open;
+        var added = new SmtNodeEntry[layer.Added.Count];
         int i = 0;
-        foreach (var (hash, staged) in _added) added[i++] = new SmtNodeEntry(hash, staged.Node);
-        var removed = new Fr[_removed.Count];
-        _removed.CopyTo(removed);
-        _sealed = true;
-        return new StagedTreeChanges(CommittedRoot, Root, added, removed);
+        foreach (var (hash, staged) in layer.Added) added[i++] = new SmtNodeEntry(hash, staged.Node);
+        var removed = new Fr[layer.Removed.Count];
+        layer.Removed.CopyTo(removed);
+        layer.RootAfter = Root;
+        _taken.Add(layer);
+        _open = new Layer();
+        return new StagedTreeChanges(oldRoot, layer.RootAfter, added, removed);
     }
 
-    /// <summary>The store commit that carried <see cref="TakeStaged"/>'s changes succeeded: they become the committed state.</summary>
-    /// <exception cref="InvalidOperationException"><see cref="TakeStaged"/> was not called.</exception>
+    /// <summary>The store commit that carried the oldest taken layer succeeded: it becomes the committed state.</summary>
+    /// <exception cref="InvalidOperationException">No layer is taken.</exception>
     public void AcceptStaged()
     {
-        if (!_sealed) throw new InvalidOperationException("AcceptStaged needs a preceding TakeStaged: only changes handed to a store commit can be accepted.");
-        foreach (var hash in _removed) _cache.Remove(hash);
-        foreach (var (hash, staged) in _added) _cache.Set(hash, staged.Node);
-        CommittedRoot = Root;
-        ClearStaging();
+        if (_taken.Count == 0)
+            throw new InvalidOperationException("AcceptStaged needs a preceding TakeStaged: only changes handed to a store commit can be accepted.");
+        var layer = _taken[0];
+        _taken.RemoveAt(0);
+        foreach (var hash in layer.Removed) _cache.Remove(hash);
+        foreach (var (hash, staged) in layer.Added) _cache.Set(hash, staged.Node);
+        CommittedRoot = layer.RootAfter;
     }
 
     /// <summary>
-    /// Drops every staged change and moves <see cref="Root"/> back to <see cref="CommittedRoot"/>: after a failed store
-    /// commit, or to abandon operations that were never handed to one. The tree over this store sees the committed
-    /// state again.
+    /// Drops every staged change — the taken layers and everything staged on top of them — and moves <see cref="Root"/>
+    /// back to <see cref="CommittedRoot"/>: after a failed store commit, or to abandon operations that were never handed
+    /// to one. The tree over this store sees the committed state again.
     /// </summary>
     public void DiscardStaged()
     {
         Root = CommittedRoot;
-        ClearStaging();
+        _taken.Clear();
+        _open = new Layer();
     }
 
-    private void ClearStaging()
+    private sealed class CommittedView(ShardTreeNodeStore owner) : ISmtNodeStore
     {
-        bool large = _added.Count > 4096 || _removed.Count > 4096;
-        _added.Clear();
-        _removed.Clear();
-        if (large)
-        {
-            // A bulk load must not pin its staging tables for the life of the shard.
-            _added.TrimExcess();
-            _removed.TrimExcess();
-        }
-        _sealed = false;
+        public Fr Root => owner.CommittedRoot;
+
+        public bool TryGetNode(in Fr hash, out SmtNode node) => owner.TryGetCommitted(hash, out node);
+
+        public void Commit(SmtNodeBatch batch) =>
+            throw new InvalidOperationException("The committed view of a shard's tree is read-only: change the tree through the node store itself.");
     }
 
     /// <summary>Disposes the node reader if this store owns it.</summary>

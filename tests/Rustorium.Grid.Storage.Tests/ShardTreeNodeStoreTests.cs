@@ -162,7 +162,7 @@ public abstract class ShardTreeNodeStoreTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task StagedChangesAreSealedWhileTheirCommitIsInFlight()
+    public async Task TreeChangesStageInANewLayerWhileACommitIsInFlightAndADiscardDropsEveryLayer()
     {
         var (store, _, shardId) = await NewShardAsync();
         await using var opened = store;
@@ -170,15 +170,39 @@ public abstract class ShardTreeNodeStoreTests(ITestOutputHelper output)
         Assert.Throws<InvalidOperationException>(() => writer.Nodes.AcceptStaged());
 
         writer.Put(K("01"), K("aa"));
-        var staged = writer.Nodes.TakeStaged();
-        Assert.Equal(writer.Tree.Root, staged.NewRoot);
-        Assert.True(staged.OldRoot.IsZero);
-        Assert.Single(staged.AddedNodes);
-        Assert.Throws<InvalidOperationException>(() => writer.Tree.Insert(F(5), F(5)));
-        Assert.Throws<InvalidOperationException>(() => writer.Nodes.TakeStaged());
-        Assert.True(writer.Tree.Contains(writer.FieldOf(K("01")))); // reads still work
-        writer.Nodes.DiscardStaged();
+        var first = writer.Nodes.TakeStaged();
+        Assert.Equal(writer.Tree.Root, first.NewRoot);
+        Assert.True(first.OldRoot.IsZero);
+        Assert.Single(first.AddedNodes);
+        Assert.Equal(1, writer.Nodes.PendingCommits);
+
+        // The next group folds on top while the first one's commit is in flight; its changes start from the first's root.
         writer.Tree.Insert(F(5), F(5));
+        var second = writer.Nodes.TakeStaged();
+        Assert.Equal(first.NewRoot, second.OldRoot);
+        Assert.Equal(writer.Tree.Root, second.NewRoot);
+        Assert.Equal(2, writer.Nodes.PendingCommits);
+        Assert.True(writer.Tree.Contains(writer.FieldOf(K("01")))); // both layers are visible to the tree
+        Assert.True(writer.Tree.Contains(F(5)));
+
+        // The committed view sees neither until they are accepted, in order.
+        var committed = new SparseMerkleTree(writer.Nodes.Committed);
+        Assert.True(committed.Root.IsZero);
+        writer.Nodes.AcceptStaged();
+        Assert.Equal(first.NewRoot, writer.Nodes.CommittedRoot);
+        Assert.True(committed.Contains(writer.FieldOf(K("01"))));
+        Assert.False(committed.Contains(F(5)));
+        Assert.Throws<InvalidOperationException>(() => writer.Nodes.Committed.Commit(new SmtNodeBatch()));
+
+        // A failed commit of the second layer drops it and anything staged after it: back to the first's root.
+        writer.Tree.Insert(F(6), F(6));
+        writer.Nodes.DiscardStaged();
+        Assert.Equal(first.NewRoot, writer.Tree.Root);
+        Assert.Equal(0, writer.Nodes.PendingCommits);
+        Assert.False(writer.Nodes.HasStaged);
+        Assert.False(writer.Tree.Contains(F(5)));
+        Assert.False(writer.Tree.Contains(F(6)));
+        writer.Tree.Insert(F(5), F(5)); // and the tree takes changes again
     }
 
     [Fact]

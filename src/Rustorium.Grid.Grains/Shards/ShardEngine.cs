@@ -1,4 +1,5 @@
 using Rustorium.Grid.Crypto.Poseidon;
+using Rustorium.Grid.Crypto.Smt;
 using Rustorium.Grid.Storage;
 
 namespace Rustorium.Grid.Grains.Shards;
@@ -190,20 +191,31 @@ public sealed class ShardEngine : IAsyncDisposable
             return new ReadResult(row?.Value, row?.Version ?? Version, row?.TimestampMicros ?? 0, _options.Region, null);
         }
 
-        // Under the tree lock no commit is in flight, so the proof and the stored row are of the same version.
+        // Under the commit lock no store commit is in flight, so the committed tree and the stored rows are of the same
+        // version; groups folded but not committed yet are invisible to the committed tree.
         var keyHash = PoseidonBytes.Hash(key);
-        await _tree.Lock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        await _tree.CommitLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             ThrowIfFenced();
-            var proof = _tree.Tree.Prove(keyHash);
-            long version = Version;
+            SmtProof proof;
+            long version;
+            await _tree.Lock.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                proof = _tree.CommittedTree.Prove(keyHash);
+                version = Version;
+            }
+            finally
+            {
+                _tree.Lock.Release();
+            }
             var stored = await _store.GetAsync(ShardId, key, cancellationToken).ConfigureAwait(false);
             return new ReadResult(stored?.Value, version, stored?.TimestampMicros ?? 0, _options.Region, new ShardProof(ShardId, Range, version, proof));
         }
         finally
         {
-            _tree.Lock.Release();
+            _tree.CommitLock.Release();
         }
     }
 

@@ -14,17 +14,27 @@ internal sealed class ShardTree : IDisposable
     {
         Nodes = ShardTreeNodeStore.Open(store, state);
         Tree = new SparseMerkleTree(Nodes);
+        CommittedTree = new SparseMerkleTree(Nodes.Committed);
         KeyCount = state.KeyCount;
     }
 
     /// <summary>The node store (staging until the shard's commit).</summary>
     public ShardTreeNodeStore Nodes { get; }
 
-    /// <summary>The tree. Touch it only while holding <see cref="Lock"/>.</summary>
+    /// <summary>The tree with every staged group folded in. Touch it only while holding <see cref="Lock"/>.</summary>
     public SparseMerkleTree Tree { get; }
 
-    /// <summary>Orders group commits and proofs: a proof never sees a tree change that is not committed.</summary>
+    /// <summary>The committed tree alone (root <see cref="Root"/>), for proofs. Touch it only while holding <see cref="Lock"/>.</summary>
+    public SparseMerkleTree CommittedTree { get; }
+
+    /// <summary>Excludes tree and node-cache access: folds, taking and accepting staged changes, proofs. Never held across I/O.</summary>
     public SemaphoreSlim Lock { get; } = new(1, 1);
+
+    /// <summary>
+    /// Held from taking a group's staged changes until its store commit is accepted or discarded: a reader holding it sees
+    /// the store's rows and the committed tree at the same version. Taken before <see cref="Lock"/>, never after it.
+    /// </summary>
+    public SemaphoreSlim CommitLock { get; } = new(1, 1);
 
     /// <summary>Keys in the committed tree.</summary>
     public long KeyCount { get; set; }
@@ -36,6 +46,7 @@ internal sealed class ShardTree : IDisposable
     {
         Nodes.Dispose();
         Lock.Dispose();
+        CommitLock.Dispose();
     }
 }
 

@@ -75,6 +75,7 @@ internal sealed class ShardWriter : IAsyncDisposable
         var group = new List<PendingWrite>();
         var groupKeys = new HashSet<byte[]>(ByteArrayComparer.Instance);
         var provenKeys = new HashSet<byte[]>(ByteArrayComparer.Instance);
+        Task<bool>? inFlight = null;
 
         // A write that wants a proof must not share its version with a later write of the same key (the proof
         // would show the later value), nor with an earlier one it would hide: such writes start the next group.
@@ -85,7 +86,7 @@ internal sealed class ShardWriter : IAsyncDisposable
             return true;
         }
         // Ends once the queue is completed (DisposeAsync, or fencing) and drained: every queued write gets committed
-        // or failed by CommitGroupAsync, so nothing is left waiting.
+        // or failed, so nothing is left waiting.
         while (await reader.WaitToReadAsync().ConfigureAwait(false))
         {
             group.Clear();
@@ -103,11 +104,37 @@ internal sealed class ShardWriter : IAsyncDisposable
                     if (next.Proof is not null) provenKeys.Add(row.Key);
                 }
             }
-            if (group.Count > 0) await CommitGroupAsync(group).ConfigureAwait(false);
+            if (group.Count == 0) continue;
+
+            // Pipelined: this group is hashed and folded into the tree while the previous group's store commit is in
+            // flight; its own commit starts once that one is done (commits of a shard are sequential by version).
+            var folded = await FoldAsync([.. group]).ConfigureAwait(false);
+            if (inFlight is not null)
+            {
+                bool committed = await inFlight.ConfigureAwait(false);
+                inFlight = null;
+                if (!committed)
+                {
+                    // The previous commit failed and discarded every staged change, this group's included.
+                    if (folded is not null) await AbandonAsync(folded, _lastFailure!).ConfigureAwait(false);
+                    continue;
+                }
+            }
+            if (folded is not null) inFlight = CommitAsync(folded);
         }
+        if (inFlight is not null) await inFlight.ConfigureAwait(false);
     }
 
-    private async Task CommitGroupAsync(List<PendingWrite> group)
+    /// <summary>A group hashed and folded into the tree, its changes taken for one store commit.</summary>
+    private sealed record FoldedGroup(List<PendingWrite> Writes, List<RowWrite> Rows, long Version, long Now, long KeyCount,
+        StagedTreeChanges Changes, WriteResult Result);
+
+    private GridException? _lastFailure;
+    private long _nextVersion = -1;
+    private long _stagedKeyCount;
+
+    /// <summary>Coalesces, hashes and folds one group into the tree (staged, not committed); acknowledges its Async writes.</summary>
+    private async Task<FoldedGroup?> FoldAsync(List<PendingWrite> group)
     {
         // Coalesce: the last write of a key in the group wins; the order of first appearance is kept.
         var latest = new Dictionary<byte[], int>(ByteArrayComparer.Instance);
@@ -133,13 +160,15 @@ internal sealed class ShardWriter : IAsyncDisposable
         var valueHashes = new Fr[values.Length];
         PoseidonBytes.HashMany(values, valueHashes);
 
-        long version = _version + 1;
-        long now = NowMicros();
-        var result = new WriteResult(_shardId, version, now);
-
         await _tree.Lock.WaitAsync().ConfigureAwait(false);
         try
         {
+            if (_nextVersion < 0 || !_tree.Nodes.HasStaged)
+            {
+                // Nothing staged: the next group builds on the committed state.
+                _nextVersion = _version + 1;
+                _stagedKeyCount = _tree.KeyCount;
+            }
             var changes = new List<SmtChange>(rows.Count);
             long delta = 0;
             for (int i = 0, v = 0; i < rows.Count; i++)
@@ -163,32 +192,54 @@ internal sealed class ShardWriter : IAsyncDisposable
                     changes.Add(SmtChange.Update(keyHashes[i], valueHash));
                 }
             }
-
+            _tree.Tree.ApplyBatch(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(changes));
+            var staged = _tree.Nodes.TakeStaged();
+            long version = _nextVersion++;
+            _stagedKeyCount += delta;
+            long now = NowMicros();
+            var result = new WriteResult(_shardId, version, now);
             foreach (var p in group)
                 if (p.Mode == SyncMode.Async) p.Done.TrySetResult(result);
+            return new FoldedGroup(group, rows, version, now, _stagedKeyCount, staged, result);
+        }
+        catch (Exception ex)
+        {
+            // Nothing of this group was staged (a batch stages all or nothing), but an earlier taken layer may be in
+            // flight: leave the tree to it; only this group fails.
+            var error = ex as GridException ?? new GridException(GridErrorCode.Internal, $"Folding a group of shard {_shardId} failed: {ex.Message}", ex);
+            foreach (var p in group) p.Fail(error);
+            return null;
+        }
+        finally
+        {
+            _tree.Lock.Release();
+        }
+    }
 
+    /// <summary>Commits a folded group to the store; true if it committed, false if it failed (every staged change is then discarded).</summary>
+    private async Task<bool> CommitAsync(FoldedGroup folded)
+    {
+        await _tree.CommitLock.WaitAsync().ConfigureAwait(false);
+        try
+        {
             try
             {
-                _tree.Tree.ApplyBatch(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(changes));
-                var staged = _tree.Nodes.TakeStaged();
                 await _store.CommitAsync(new ShardCommit
                 {
                     ShardId = _shardId,
                     Epoch = _epoch,
-                    ExpectedVersion = _version,
-                    NewVersion = version,
-                    NewRoot = staged.NewRoot,
-                    NewKeyCount = _tree.KeyCount + delta,
-                    TimestampMicros = now,
-                    Rows = rows,
-                    AddedNodes = staged.AddedNodes,
-                    RemovedNodes = staged.RemovedNodes,
+                    ExpectedVersion = folded.Version - 1,
+                    NewVersion = folded.Version,
+                    NewRoot = folded.Changes.NewRoot,
+                    NewKeyCount = folded.KeyCount,
+                    TimestampMicros = folded.Now,
+                    Rows = folded.Rows,
+                    AddedNodes = folded.Changes.AddedNodes,
+                    RemovedNodes = folded.Changes.RemovedNodes,
                 }, CancellationToken.None).ConfigureAwait(false);
-                _tree.Nodes.AcceptStaged();
             }
             catch (Exception ex)
             {
-                _tree.Nodes.DiscardStaged();
                 var error = ex as GridException ?? new GridException(GridErrorCode.Internal, $"Commit of shard {_shardId} failed: {ex.Message}", ex);
                 if (error.Code == GridErrorCode.Conflict)
                 {
@@ -197,17 +248,51 @@ internal sealed class ShardWriter : IAsyncDisposable
                     _fenced(error);
                     _queue.Writer.TryComplete();
                 }
-                foreach (var p in group) p.Fail(error);
-                return;
+                _lastFailure = error;
+                await DiscardAllAsync().ConfigureAwait(false);
+                foreach (var p in folded.Writes) p.Fail(error);
+                return false;
             }
 
-            _tree.KeyCount += delta;
-            Volatile.Write(ref _version, version);
-            foreach (var p in group)
+            await _tree.Lock.WaitAsync().ConfigureAwait(false);
+            try
             {
-                if (p.Proof is not null) p.Proof.Done.TrySetResult(_tree.Tree.Prove(p.Proof.KeyHash));
-                if (p.Mode == SyncMode.Full) p.Done.TrySetResult(result);
+                _tree.Nodes.AcceptStaged();
+                _tree.KeyCount = folded.KeyCount;
+                Volatile.Write(ref _version, folded.Version);
+                foreach (var p in folded.Writes)
+                {
+                    if (p.Proof is not null) p.Proof.Done.TrySetResult(_tree.CommittedTree.Prove(p.Proof.KeyHash));
+                    if (p.Mode == SyncMode.Full) p.Done.TrySetResult(folded.Result);
+                }
             }
+            finally
+            {
+                _tree.Lock.Release();
+            }
+            return true;
+        }
+        finally
+        {
+            _tree.CommitLock.Release();
+        }
+    }
+
+    /// <summary>Fails a group that was folded on top of a commit that then failed (its changes are already discarded).</summary>
+    private async Task AbandonAsync(FoldedGroup folded, GridException error)
+    {
+        // It may have been folded after the discard, onto the committed state: discard again, nothing is in flight now.
+        await DiscardAllAsync().ConfigureAwait(false);
+        foreach (var p in folded.Writes) p.Fail(error);
+    }
+
+    private async Task DiscardAllAsync()
+    {
+        await _tree.Lock.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            _tree.Nodes.DiscardStaged();
+            _nextVersion = -1;
         }
         finally
         {
