@@ -192,42 +192,51 @@ public sealed class ShardEngineTests : IAsyncLifetime
     public async Task AGroupFoldedWhileThePreviousCommitWasInFlightFailsWithItAndTheTreeStaysHonest()
     {
         var gated = new GatedStore(_store, gatedVersion: 2);
-        await using var engine = await ShardEngine.OpenAsync(gated, _shard, new ShardEngineOptions(), default);
-        await engine.PutAsync(B("k1"), B("1"));
-        var rootAfterFirst = engine.Root;
+        // Fold every group at once, however small, so the next group is folded while the gated commit is in flight.
+        await using var engine = await ShardEngine.OpenAsync(gated, _shard, new ShardEngineOptions { PipelineMinRows = 1 }, default);
+        try
+        {
+            await engine.PutAsync(B("k1"), B("1"));
+            var rootAfterFirst = engine.Root;
 
-        var second = engine.PutAsync(B("k2"), B("2"));
-        await gated.Entered.Task.WaitAsync(Deadline); // version 2's commit is in flight, held at the gate
-        // The next group is hashed and folded on top meanwhile: its Async write is acknowledged at the fold.
-        var third = engine.PutAsync(B("k3"), B("3"));
-        var thirdAsync = await engine.PutAsync(B("k3a"), B("3a"), SyncMode.Async).WaitAsync(Deadline);
-        Assert.Equal(3, thirdAsync.Version);
-        Assert.Equal(rootAfterFirst, engine.Root); // folded, not committed: the published root has not moved
-        // A read with a proof waits for the commit in flight (rows and committed tree are then of one version).
-        var readDuringCommit = engine.ReadAsync(B("k1"));
-        Assert.False(readDuringCommit.IsCompleted);
+            var second = engine.PutAsync(B("k2"), B("2"));
+            await gated.Entered.Task.WaitAsync(Deadline); // version 2's commit is in flight, held at the gate
+            // The next group is hashed and folded on top meanwhile: its Async write is acknowledged at the fold.
+            var third = engine.PutAsync(B("k3"), B("3"));
+            var thirdAsync = await engine.PutAsync(B("k3a"), B("3a"), SyncMode.Async).WaitAsync(Deadline);
+            Assert.Equal(3, thirdAsync.Version);
+            Assert.Equal(rootAfterFirst, engine.Root); // folded, not committed: the published root has not moved
+            // A read with a proof waits for the commit in flight (rows and committed tree are then of one version).
+            var readDuringCommit = engine.ReadAsync(B("k1"));
+            Assert.False(readDuringCommit.IsCompleted);
 
-        gated.Fail(new GridException(GridErrorCode.Unavailable, "disk error (injected)"));
-        var k1 = await readDuringCommit.WaitAsync(Deadline);
-        Assert.Equal(B("1"), k1.Value);
-        Assert.Equal(1, k1.Version);
-        Assert.True(k1.Proof!.Verifies(B("k1"), B("1")));
-        Assert.Equal(GridErrorCode.Unavailable, (await Assert.ThrowsAsync<GridException>(() => second)).Code);
-        Assert.Equal(GridErrorCode.Unavailable, (await Assert.ThrowsAsync<GridException>(() => third)).Code);
+            gated.Fail(new GridException(GridErrorCode.Unavailable, "disk error (injected)"));
+            var k1 = await readDuringCommit.WaitAsync(Deadline);
+            Assert.Equal(B("1"), k1.Value);
+            Assert.Equal(1, k1.Version);
+            Assert.True(k1.Proof!.Verifies(B("k1"), B("1")));
+            Assert.Equal(GridErrorCode.Unavailable, (await Assert.ThrowsAsync<GridException>(() => second)).Code);
+            Assert.Equal(GridErrorCode.Unavailable, (await Assert.ThrowsAsync<GridException>(() => third)).Code);
 
-        // Nothing of either group is stored, and the tree was rolled back to the committed state.
-        Assert.Equal(rootAfterFirst, engine.Root);
-        Assert.Equal(1, engine.Version);
-        foreach (var k in new[] { "k2", "k3", "k3a" }) Assert.Null(await _store.GetAsync(_shard, B(k), default));
-        var read = await engine.ReadAsync(B("k3"));
-        Assert.Null(read.Value);
-        Assert.True(read.Proof!.Verifies(B("k3"), null));
+            // Nothing of either group is stored, and the tree was rolled back to the committed state.
+            Assert.Equal(rootAfterFirst, engine.Root);
+            Assert.Equal(1, engine.Version);
+            foreach (var k in new[] { "k2", "k3", "k3a" }) Assert.Null(await _store.GetAsync(_shard, B(k), default));
+            var read = await engine.ReadAsync(B("k3"));
+            Assert.Null(read.Value);
+            Assert.True(read.Proof!.Verifies(B("k3"), null));
 
-        // The next writes commit on the committed state, at the next version, with a root that is the rows' own.
-        var fourth = await engine.PutAsync(B("k4"), B("4"));
-        Assert.Equal(2, fourth.Version);
-        Assert.Equal(await RecomputedRootAsync(), (await _store.GetShardAsync(_shard, default)).Root);
-        Assert.Equal(engine.Root, (await _store.GetShardAsync(_shard, default)).Root);
+            // The next writes commit on the committed state, at the next version, with a root that is the rows' own.
+            var fourth = await engine.PutAsync(B("k4"), B("4"));
+            Assert.Equal(2, fourth.Version);
+            Assert.Equal(await RecomputedRootAsync(), (await _store.GetShardAsync(_shard, default)).Root);
+            Assert.Equal(engine.Root, (await _store.GetShardAsync(_shard, default)).Root);
+    
+        }
+        finally
+        {
+            gated.Fail(new GridException(GridErrorCode.Unavailable, "released at the end of the test")); // never leave the engine's close waiting
+        }
     }
 
     /// <summary>The real store, except that the first commit of one version waits at a gate and then fails or goes through.</summary>

@@ -28,6 +28,7 @@ public static class ShardGrainServiceCollectionExtensions
         services.AddSingleton(silo);
         services.AddSingleton(options);
         services.TryAddSingleton<ActiveShards>();
+        services.TryAddSingleton(_ => new TreeFoldBatcher());
         // The single-silo rules; AddClusterShards replaces both with the directory's.
         services.TryAddSingleton<IShardActivation, StoreClaimActivation>();
         services.TryAddSingleton<IShardMapSource, StoreShardMapSource>();

@@ -17,7 +17,7 @@ public sealed class ShardEngine : IAsyncDisposable
     private readonly ShardWriter _writer;
     private GridException? _fenced;
 
-    private ShardEngine(IShardStore store, ShardState state, ShardEngineOptions options)
+    private ShardEngine(IShardStore store, ShardState state, ShardEngineOptions options, TreeFoldBatcher? folds = null)
     {
         _store = store;
         _options = options;
@@ -25,7 +25,7 @@ public sealed class ShardEngine : IAsyncDisposable
         Range = state.Range;
         Epoch = state.Epoch;
         _tree = new ShardTree(store, state);
-        _writer = new ShardWriter(store, state.ShardId, state.Epoch, state.Version, options, _tree, Fence);
+        _writer = new ShardWriter(store, state.ShardId, state.Epoch, state.Version, options, _tree, Fence, folds);
     }
 
     /// <summary>
@@ -47,13 +47,17 @@ public sealed class ShardEngine : IAsyncDisposable
     /// directory): nothing is rehashed, tree nodes load as paths are walked. Commits are refused once the epoch moves on.
     /// </summary>
     /// <exception cref="GridException"><see cref="GridErrorCode.InvalidArgument"/> for bad options.</exception>
-    public static ShardEngine Open(IShardStore store, ShardState owned, ShardEngineOptions options)
+    /// <param name="store">The shard store.</param>
+    /// <param name="owned">The shard's state under the epoch this process owns it by.</param>
+    /// <param name="options">Engine options.</param>
+    /// <param name="folds">The silo's fold batcher, to hash this shard's groups together with other shards'; null folds alone.</param>
+    public static ShardEngine Open(IShardStore store, ShardState owned, ShardEngineOptions options, TreeFoldBatcher? folds = null)
     {
         ArgumentNullException.ThrowIfNull(store);
         ArgumentNullException.ThrowIfNull(owned);
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
-        return new ShardEngine(store, owned, options);
+        return new ShardEngine(store, owned, options, folds);
     }
 
     /// <summary>True once a commit was refused because another owner claimed the shard: this engine only refuses from then on.</summary>

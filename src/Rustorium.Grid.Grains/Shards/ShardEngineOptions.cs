@@ -15,6 +15,20 @@ public sealed record ShardEngineOptions
     /// <summary>Most changed keys folded into the tree at once. Default 16,384: larger folds share more of the tree.</summary>
     public int MaxFoldKeys { get; init; } = 16_384;
 
+    /// <summary>
+    /// How long a shard waits for more writes when fewer than eight are queued though its writers are concurrent (its last
+    /// group had several), before it hashes and folds them: a small group hashes with most of Poseidon's eight lanes
+    /// empty. A lone sequential writer never waits. Zero turns it off. 0..100 ms. Default 1 ms.
+    /// </summary>
+    public TimeSpan GroupLinger { get; init; } = TimeSpan.FromMilliseconds(1);
+
+    /// <summary>
+    /// While a group's store commit is in flight, the next group is folded at once only if at least this many writes are
+    /// queued; fewer wait for the commit and grow into a larger group (small groups hash with most lanes empty). 1 folds
+    /// every group at once. 1..1,000,000. Default 32.
+    /// </summary>
+    public int PipelineMinRows { get; init; } = 32;
+
     /// <summary>The sync mode of calls that do not name one. Default <see cref="SyncMode.Full"/>.</summary>
     public SyncMode DefaultSyncMode { get; init; } = SyncMode.Full;
 
@@ -25,6 +39,9 @@ public sealed record ShardEngineOptions
     public void Validate()
     {
         Limits.Validate();
+        if (PipelineMinRows is < 1 or > 1_000_000) throw GridException.InvalidArgument($"PipelineMinRows must be 1..1000000; got {PipelineMinRows}.");
+        if (GroupLinger < TimeSpan.Zero || GroupLinger > TimeSpan.FromMilliseconds(100))
+            throw GridException.InvalidArgument($"GroupLinger must be 0..100 ms; got {GroupLinger}.");
         if (MaxGroupRows < 1) throw GridException.InvalidArgument($"MaxGroupRows must be at least 1; got {MaxGroupRows}.");
         if (MaxQueuedWrites < 1) throw GridException.InvalidArgument($"MaxQueuedWrites must be at least 1; got {MaxQueuedWrites}.");
         if (MaxFoldKeys < 1) throw GridException.InvalidArgument($"MaxFoldKeys must be at least 1; got {MaxFoldKeys}.");

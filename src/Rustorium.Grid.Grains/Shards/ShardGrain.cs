@@ -25,11 +25,14 @@ public sealed class ShardGrain : Grain, IShardGrain
     private readonly LocalSiloDetails _silo;
     private readonly ActiveShards _active;
     private readonly IShardActivation _activation;
+    private readonly TreeFoldBatcher _folds;
     private ShardEngine? _engine;
 
     /// <summary>Built by the grain runtime; the store, the engine options, the silo's details and the ownership rule come from DI.</summary>
-    public ShardGrain(IShardStore store, ShardEngineOptions options, LocalSiloDetails silo, ActiveShards active, IShardActivation activation)
+    public ShardGrain(IShardStore store, ShardEngineOptions options, LocalSiloDetails silo, ActiveShards active, IShardActivation activation,
+        TreeFoldBatcher folds)
     {
+        _folds = folds;
         _store = store;
         _options = options;
         _silo = silo;
@@ -60,7 +63,7 @@ public sealed class ShardGrain : Grain, IShardGrain
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
         var state = await _activation.AcquireAsync(ShardId, cancellationToken);
-        _engine = ShardEngine.Open(_store, state, _options);
+        _engine = ShardEngine.Open(_store, state, _options, _folds);
         _active.Add(ShardId, state.Epoch);
     }
 

@@ -29,9 +29,12 @@ internal sealed class ShardWriter : IAsyncDisposable
     private readonly Task _loop;
     private long _version;
 
+    private readonly TreeFoldBatcher? _folds;
+
     public ShardWriter(IShardStore store, long shardId, long epoch, long version, ShardEngineOptions options,
-        ShardTree tree, Action<GridException> fenced)
+        ShardTree tree, Action<GridException> fenced, TreeFoldBatcher? folds = null)
     {
+        _folds = folds;
         _store = store;
         _shardId = shardId;
         _epoch = epoch;
@@ -76,6 +79,7 @@ internal sealed class ShardWriter : IAsyncDisposable
         var groupKeys = new HashSet<byte[]>(ByteArrayComparer.Instance);
         var provenKeys = new HashSet<byte[]>(ByteArrayComparer.Instance);
         Task<bool>? inFlight = null;
+        int lastGroupRows = 0;
 
         // A write that wants a proof must not share its version with a later write of the same key (the proof
         // would show the later value), nor with an earlier one it would hide: such writes start the next group.
@@ -89,6 +93,21 @@ internal sealed class ShardWriter : IAsyncDisposable
         // or failed, so nothing is left waiting.
         while (await reader.WaitToReadAsync().ConfigureAwait(false))
         {
+            if (inFlight is not null && reader.Count < _options.PipelineMinRows)
+            {
+                // Few writes queued: folding them now would hash a small group (its lanes mostly empty). Let them
+                // accumulate while the commit in flight finishes; a full queue is folded at once, overlapping the commit.
+                bool committed = await inFlight.ConfigureAwait(false);
+                inFlight = null;
+                _ = committed; // a failure already failed its writes and discarded the staged layers
+                continue;
+            }
+            if (lastGroupRows > 1 && reader.Count < LingerBelowRows && _options.GroupLinger > TimeSpan.Zero && !reader.Completion.IsCompleted)
+            {
+                // Writers are concurrent (the last group had several) but few are queued: a small group hashes with most
+                // of its eight lanes empty, so give them a moment to queue more. A lone sequential writer never waits.
+                await Task.Delay(_options.GroupLinger).ConfigureAwait(false);
+            }
             group.Clear();
             groupKeys.Clear();
             provenKeys.Clear();
@@ -105,6 +124,7 @@ internal sealed class ShardWriter : IAsyncDisposable
                 }
             }
             if (group.Count == 0) continue;
+            lastGroupRows = rows;
 
             // Pipelined: this group is hashed and folded into the tree while the previous group's store commit is in
             // flight; its own commit starts once that one is done (commits of a shard are sequential by version).
@@ -130,6 +150,9 @@ internal sealed class ShardWriter : IAsyncDisposable
         StagedTreeChanges Changes, WriteResult Result);
 
     private GridException? _lastFailure;
+
+    /// <summary>Groups smaller than this wait <see cref="ShardEngineOptions.GroupLinger"/> for more writes first.</summary>
+    private const int LingerBelowRows = 8;
     private long _nextVersion = -1;
     private long _stagedKeyCount;
 
@@ -192,7 +215,8 @@ internal sealed class ShardWriter : IAsyncDisposable
                     changes.Add(SmtChange.Update(keyHashes[i], valueHash));
                 }
             }
-            _tree.Tree.ApplyBatch(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(changes));
+            if (_folds is null || changes.Count == 0) _tree.Tree.ApplyBatch(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(changes));
+            else await _folds.ApplyAsync(_tree.Tree, [.. changes]).ConfigureAwait(false); // hashed with other shards' groups
             var staged = _tree.Nodes.TakeStaged();
             long version = _nextVersion++;
             _stagedKeyCount += delta;
