@@ -6,6 +6,7 @@
 #   infra/local-cluster.sh status [--dir DIR]
 #   infra/local-cluster.sh stop [--dir DIR]
 #
+# Extra silo options (e.g. "--schema other --shards 1") can be given in RGRID_SILO_ARGS.
 # Defaults: 3 silos, DIR=./data/cluster, PostgreSQL on 127.0.0.1:55432 (database "grid"), silo i (1-based) on
 # grid port B+i and HTTP port B+80+i with B=7400 (silo 1: 7401 and 7481). Logs: DIR/silo-i.log, DIR/pg/server.log.
 # PostgreSQL refuses to run as root: as root, the server runs as the "postgres" user over a directory it owns.
@@ -65,8 +66,9 @@ start_silos() {
     pidfile=$dir/silo-$i.pid
     if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then echo "   silo-$i already running (pid $(cat "$pidfile"))"; continue; fi
     port=$((base + i)) http=$((base + 80 + i))
+    # shellcheck disable=SC2086 # RGRID_SILO_ARGS is a list of options
     nohup dotnet "$silo_dll" --store postgres --postgres "$conn" --name "silo-$i" --region local \
-      --port "$port" --http-port "$http" >"$dir/silo-$i.log" 2>&1 &
+      --port "$port" --http-port "$http" ${RGRID_SILO_ARGS:-} >"$dir/silo-$i.log" 2>&1 &
     echo $! >"$pidfile"
     echo "   silo-$i: grid 127.0.0.1:$port, status http://127.0.0.1:$http/status (pid $!, log $dir/silo-$i.log)"
   done
