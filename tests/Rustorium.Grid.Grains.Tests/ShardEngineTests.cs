@@ -239,6 +239,131 @@ public sealed class ShardEngineTests : IAsyncLifetime
         }
     }
 
+    [Fact]
+    public async Task CachedReadsFollowEveryAcknowledgedWriteAndNeverGoBack()
+    {
+        // A tiny row cache (evictions all the time) and concurrent writers, readers and deleters on a few hot keys.
+        await using var engine = await OpenEngineAsync(new ShardEngineOptions { RowCacheBytes = 2_000 });
+        var keys = Enumerable.Range(0, 12).Select(i => B($"hot-{i}")).ToArray();
+        var lastAcked = new long[keys.Length];
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(3));
+        var writers = Enumerable.Range(0, 4).Select(w => Task.Run(async () =>
+        {
+            var random = new Random(w);
+            while (!stop.IsCancellationRequested)
+            {
+                int k = random.Next(keys.Length);
+                var result = random.Next(5) == 0
+                    ? await engine.DeleteAsync(keys[k])
+                    : await engine.PutAsync(keys[k], B($"{w}:{random.Next()}"));
+                // Read-your-writes: right after the acknowledgement the key reads at that version or later.
+                var read = await engine.ReadAsync(keys[k], withProof: false);
+                Assert.True(read.Version >= result.Version || read.Value is null, $"read v{read.Version} after write v{result.Version}");
+                InterlockedMax(ref lastAcked[k], result.Version);
+            }
+        })).ToArray();
+        var readers = Enumerable.Range(0, 4).Select(r => Task.Run(async () =>
+        {
+            var random = new Random(100 + r);
+            var seen = new long[keys.Length];
+            while (!stop.IsCancellationRequested)
+            {
+                int k = random.Next(keys.Length);
+                var read = await engine.ReadAsync(keys[k], withProof: random.Next(2) == 0);
+                if (read.Value is not null)
+                {
+                    Assert.True(read.Version >= seen[k], $"key {k} went back from v{seen[k]} to v{read.Version}");
+                    seen[k] = read.Version;
+                }
+                if (read.Proof is not null) Assert.True(read.Proof.Verifies(keys[k], read.Value));
+            }
+        })).ToArray();
+        await Task.WhenAll(writers.Concat(readers));
+
+        // Finally every key reads exactly as the store holds it, through the cache and with a proof.
+        foreach (var key in keys)
+        {
+            var stored = await _store.GetAsync(_shard, key, default);
+            Assert.Equal(stored?.Value, await engine.GetAsync(key));
+            var proven = await engine.ReadAsync(key);
+            Assert.Equal(stored?.Value, proven.Value);
+            Assert.True(proven.Proof!.Verifies(key, proven.Value));
+        }
+
+        static void InterlockedMax(ref long target, long value)
+        {
+            long current;
+            while ((current = Volatile.Read(ref target)) < value && Interlocked.CompareExchange(ref target, value, current) != current) { }
+        }
+    }
+
+    [Fact]
+    public async Task AStoreReadThatOverlappedACommitIsNotCached()
+    {
+        // The cache holds about four rows: the newer entry is evicted before the slow read comes back.
+        var slow = new SlowReadStore(_store, B("k"));
+        await using var engine = await ShardEngine.OpenAsync(slow, _shard, new ShardEngineOptions { RowCacheBytes = 420 }, default);
+        await engine.PutAsync(B("k"), B("old"));
+        for (int i = 0; i < 8; i++) await engine.PutAsync(B($"evict-{i}"), B("x")); // pushes "k" out of the cache
+
+        slow.Armed = true;
+        var overlapping = engine.GetAsync(B("k"));          // reads "old" from the store, then waits
+        await slow.Fetched.Task.WaitAsync(Deadline);
+        await engine.PutAsync(B("k"), B("new"));            // committed (and cached) meanwhile
+        for (int i = 0; i < 8; i++) await engine.PutAsync(B($"evict-{i}"), B("y")); // the new entry is evicted
+        slow.Release.TrySetResult();
+        Assert.Equal(B("old"), await overlapping.WaitAsync(Deadline)); // it began before the commit: old is a fair answer
+
+        // But it must not have put the old value back into the cache.
+        Assert.Equal(B("new"), await engine.GetAsync(B("k")));
+        Assert.Equal(B("new"), (await engine.ReadAsync(B("k"), withProof: false)).Value);
+    }
+
+    /// <summary>The real store, except that one armed read of <paramref name="key"/> fetches, then waits before answering.</summary>
+    private sealed class SlowReadStore(IShardStore inner, byte[] key) : IShardStore
+    {
+        public volatile bool Armed;
+
+        public TaskCompletionSource Fetched { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public TaskCompletionSource Release { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public async ValueTask<StoredRow?> GetAsync(long shardId, ReadOnlyMemory<byte> k, CancellationToken cancellationToken)
+        {
+            var row = await inner.GetAsync(shardId, k, cancellationToken);
+            if (Armed && k.Span.SequenceEqual(key))
+            {
+                Armed = false;
+                Fetched.TrySetResult();
+                await Release.Task;
+            }
+            return row;
+        }
+
+        public ValueTask CommitAsync(ShardCommit commit, CancellationToken cancellationToken) => inner.CommitAsync(commit, cancellationToken);
+
+        public ValueTask<IReadOnlyList<ShardState>> InitializeAsync(IReadOnlyList<KeyRange> initialLayout, CancellationToken cancellationToken) =>
+            inner.InitializeAsync(initialLayout, cancellationToken);
+
+        public ValueTask<IReadOnlyList<ShardState>> ListShardsAsync(CancellationToken cancellationToken) => inner.ListShardsAsync(cancellationToken);
+
+        public ValueTask<ShardState> GetShardAsync(long shardId, CancellationToken cancellationToken) => inner.GetShardAsync(shardId, cancellationToken);
+
+        public ValueTask<ShardState> ClaimAsync(long shardId, CancellationToken cancellationToken) => inner.ClaimAsync(shardId, cancellationToken);
+
+        public ValueTask<IReadOnlyList<StoredRow>> ScanAsync(long shardId, ReadOnlyMemory<byte> start, ReadOnlyMemory<byte>? end, int limit,
+            CancellationToken cancellationToken) => inner.ScanAsync(shardId, start, end, limit, cancellationToken);
+
+        public ValueTask<(ShardState Left, ShardState Right)> SplitAsync(ShardSplit split, CancellationToken cancellationToken) =>
+            inner.SplitAsync(split, cancellationToken);
+
+        public ValueTask<ShardState> MergeAsync(ShardMerge merge, CancellationToken cancellationToken) => inner.MergeAsync(merge, cancellationToken);
+
+        public IShardNodeReader OpenNodeReader(long shardId) => inner.OpenNodeReader(shardId);
+
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    }
+
     /// <summary>The real store, except that the first commit of one version waits at a gate and then fails or goes through.</summary>
     private sealed class GatedStore(IShardStore inner, long gatedVersion) : IShardStore
     {

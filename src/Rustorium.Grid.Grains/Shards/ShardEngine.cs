@@ -16,6 +16,7 @@ public sealed class ShardEngine : IAsyncDisposable
     private readonly ShardTree _tree;
     private readonly ShardWriter _writer;
     private GridException? _fenced;
+    private readonly RowCache? _rows;
 
     private ShardEngine(IShardStore store, ShardState state, ShardEngineOptions options, TreeFoldBatcher? folds = null)
     {
@@ -25,7 +26,8 @@ public sealed class ShardEngine : IAsyncDisposable
         Range = state.Range;
         Epoch = state.Epoch;
         _tree = new ShardTree(store, state);
-        _writer = new ShardWriter(store, state.ShardId, state.Epoch, state.Version, options, _tree, Fence, folds);
+        _rows = options.RowCacheBytes > 0 ? new RowCache(options.RowCacheBytes) : null;
+        _writer = new ShardWriter(store, state.ShardId, state.Epoch, state.Version, options, _tree, Fence, folds, _rows);
     }
 
     /// <summary>
@@ -177,8 +179,21 @@ public sealed class ShardEngine : IAsyncDisposable
     {
         CheckKey(key);
         ThrowIfFenced();
-        var row = await _store.GetAsync(ShardId, key, cancellationToken).ConfigureAwait(false);
+        var row = await GetRowAsync(key, cancellationToken).ConfigureAwait(false);
         return row?.Value;
+    }
+
+    /// <summary>The committed row of <paramref name="key"/>: from the row cache, or from the store (then cached).</summary>
+    private async ValueTask<StoredRow?> GetRowAsync(byte[] key, CancellationToken cancellationToken)
+    {
+        if (_rows is null) return await _store.GetAsync(ShardId, key, cancellationToken).ConfigureAwait(false);
+        long generation = _rows.Generation; // before the version: a commit accepted in between is then noticed
+        long seen = Version;                 // an absence is kept at the version committed before the read
+        if (_rows.TryGet(key, out var cached)) return cached.ToRow();
+        var row = await _store.GetAsync(ShardId, key, cancellationToken).ConfigureAwait(false);
+        _rows.OfferRead(row is null ? new RowCache.Entry(key, null, seen, 0) : new RowCache.Entry(row.Key, row.Value, row.Version, row.TimestampMicros),
+            generation);
+        return row;
     }
 
     /// <summary>
@@ -191,8 +206,11 @@ public sealed class ShardEngine : IAsyncDisposable
         ThrowIfFenced();
         if (!withProof)
         {
-            var row = await _store.GetAsync(ShardId, key, cancellationToken).ConfigureAwait(false);
-            return new ReadResult(row?.Value, row?.Version ?? Version, row?.TimestampMicros ?? 0, _options.Region, null);
+            // The shard version the read observed (at least the one committed when it began, and at least the one that
+            // wrote the value), so versions never go back across reads, with or without proofs.
+            long observed = Version;
+            var row = await GetRowAsync(key, cancellationToken).ConfigureAwait(false);
+            return new ReadResult(row?.Value, Math.Max(observed, row?.Version ?? 0), row?.TimestampMicros ?? 0, _options.Region, null);
         }
 
         // Under the commit lock no store commit is in flight, so the committed tree and the stored rows are of the same
@@ -214,7 +232,7 @@ public sealed class ShardEngine : IAsyncDisposable
             {
                 _tree.Lock.Release();
             }
-            var stored = await _store.GetAsync(ShardId, key, cancellationToken).ConfigureAwait(false);
+            var stored = await GetRowAsync(key, cancellationToken).ConfigureAwait(false);
             return new ReadResult(stored?.Value, version, stored?.TimestampMicros ?? 0, _options.Region, new ShardProof(ShardId, Range, version, proof));
         }
         finally

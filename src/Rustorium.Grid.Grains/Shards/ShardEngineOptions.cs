@@ -29,6 +29,12 @@ public sealed record ShardEngineOptions
     /// </summary>
     public int PipelineMinRows { get; init; } = 32;
 
+    /// <summary>
+    /// Bytes of committed rows (keys, values, ~96 B bookkeeping each) a shard keeps in memory for reads, least recently
+    /// used evicted first; 0 turns the cache off. 0..16 GiB. Default 8 MiB.
+    /// </summary>
+    public long RowCacheBytes { get; init; } = 8L << 20;
+
     /// <summary>The sync mode of calls that do not name one. Default <see cref="SyncMode.Full"/>.</summary>
     public SyncMode DefaultSyncMode { get; init; } = SyncMode.Full;
 
@@ -39,6 +45,7 @@ public sealed record ShardEngineOptions
     public void Validate()
     {
         Limits.Validate();
+        if (RowCacheBytes is < 0 or > 16L << 30) throw GridException.InvalidArgument($"RowCacheBytes must be 0..16 GiB; got {RowCacheBytes}.");
         if (PipelineMinRows is < 1 or > 1_000_000) throw GridException.InvalidArgument($"PipelineMinRows must be 1..1000000; got {PipelineMinRows}.");
         if (GroupLinger < TimeSpan.Zero || GroupLinger > TimeSpan.FromMilliseconds(100))
             throw GridException.InvalidArgument($"GroupLinger must be 0..100 ms; got {GroupLinger}.");

@@ -30,11 +30,13 @@ internal sealed class ShardWriter : IAsyncDisposable
     private long _version;
 
     private readonly TreeFoldBatcher? _folds;
+    private readonly RowCache? _rows;
 
     public ShardWriter(IShardStore store, long shardId, long epoch, long version, ShardEngineOptions options,
-        ShardTree tree, Action<GridException> fenced, TreeFoldBatcher? folds = null)
+        ShardTree tree, Action<GridException> fenced, TreeFoldBatcher? folds = null, RowCache? rows = null)
     {
         _folds = folds;
+        _rows = rows;
         _store = store;
         _shardId = shardId;
         _epoch = epoch;
@@ -283,6 +285,8 @@ internal sealed class ShardWriter : IAsyncDisposable
             {
                 _tree.Nodes.AcceptStaged();
                 _tree.KeyCount = folded.KeyCount;
+                // Before any acknowledgement: a read after the ack finds the new state in the cache.
+                _rows?.OfferCommit(folded.Rows, folded.Version, folded.Now);
                 Volatile.Write(ref _version, folded.Version);
                 foreach (var p in folded.Writes)
                 {
