@@ -77,6 +77,12 @@ public sealed class GridSiloOptions
     /// <summary>Key, value, batch and scan limits (<see cref="GridLimits"/>; the defaults are its defaults).</summary>
     public GridLimits Limits { get; set; } = new();
 
+    /// <summary>
+    /// Bytes of committed rows each open shard keeps in memory for reads (least recently used evicted; 0: off). 0..16 GiB.
+    /// Default 8 MiB (8388608).
+    /// </summary>
+    public long RowCacheBytes { get; set; } = new Grains.Shards.ShardEngineOptions().RowCacheBytes;
+
     /// <summary>How long a shard grain may stay idle before it is deactivated (its engine closed). Positive. Default 15 minutes.</summary>
     public TimeSpan GrainCollectionAge { get; set; } = TimeSpan.FromMinutes(15);
 
@@ -194,6 +200,8 @@ public sealed class GridSiloOptions
             if (Port == 0)
                 problems.Add("Silo:Port must be a fixed port in a cluster (other silos and the directory record it); got 0.");
         }
+        if (RowCacheBytes is < 0 or > 16L << 30)
+            problems.Add($"Silo:RowCacheBytes must be 0 (off) .. 17179869184 (16 GiB); got {RowCacheBytes}.");
         if (GrainCollectionAge <= TimeSpan.Zero)
             problems.Add($"Silo:GrainCollectionAge must be a positive duration (e.g. 00:15:00); got {GrainCollectionAge}.");
         if (DrainTimeout < TimeSpan.Zero || DrainTimeout > TimeSpan.FromMinutes(10))
@@ -209,6 +217,7 @@ public sealed class GridSiloOptions
         Limits = Limits,
         DefaultSyncMode = DefaultSyncMode,
         Region = Region,
+        RowCacheBytes = RowCacheBytes,
     };
 }
 
