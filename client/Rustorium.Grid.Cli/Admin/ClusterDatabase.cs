@@ -1,3 +1,4 @@
+using Rustorium.Grid.Storage;
 using System.Net.Sockets;
 using Npgsql;
 using Rustorium.Grid.Cluster;
@@ -59,7 +60,7 @@ internal sealed class ClusterDatabase
     }
 
     /// <summary>Applies the migrations this build knows that the schema lacks (creating the schema if needed); returns those that ran.</summary>
-    public async Task<IReadOnlyList<PostgresMigrator.Migration>> MigrateAsync(CancellationToken ct)
+    public async Task<IReadOnlyList<MigrationScript>> MigrateAsync(CancellationToken ct)
     {
         await using var connection = await OpenAsync(ct).ConfigureAwait(false);
         try

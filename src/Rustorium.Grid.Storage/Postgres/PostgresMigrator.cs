@@ -1,6 +1,3 @@
-using System.Reflection;
-using System.Security.Cryptography;
-using System.Text;
 using Npgsql;
 
 namespace Rustorium.Grid.Storage.Postgres;
@@ -20,11 +17,8 @@ public static class PostgresMigrator
 {
     private const string ResourcePrefix = "Rustorium.Grid.Storage.Postgres.Sql.";
 
-    /// <summary>One embedded script.</summary>
-    public sealed record Migration(int Version, string Name, string Sql, string Checksum);
-
     /// <summary>The embedded scripts, by version.</summary>
-    public static IReadOnlyList<Migration> All { get; } = Load();
+    public static IReadOnlyList<MigrationScript> All { get; } = MigrationScript.LoadEmbedded(ResourcePrefix, "PostgreSQL");
 
     /// <summary>The schema version this build writes.</summary>
     public static int LatestVersion => All[^1].Version;
@@ -35,7 +29,7 @@ public static class PostgresMigrator
     /// </summary>
     /// <exception cref="GridException"><see cref="GridErrorCode.Corrupted"/> for an edited or unknown applied migration;
     /// <see cref="GridErrorCode.InvalidArgument"/> for a schema name that is not a plain identifier.</exception>
-    public static async Task<IReadOnlyList<Migration>> MigrateAsync(NpgsqlConnection connection, string schema, CancellationToken cancellationToken)
+    public static async Task<IReadOnlyList<MigrationScript>> MigrateAsync(NpgsqlConnection connection, string schema, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(connection);
         var quoted = QuoteSchema(schema);
@@ -72,7 +66,7 @@ public static class PostgresMigrator
                     $"PostgreSQL schema {schema}: migration {version} was applied from a script with checksum {checksum}, but this build's {known.Name} has {known.Checksum}.");
         }
 
-        var ran = new List<Migration>();
+        var ran = new List<MigrationScript>();
         foreach (var migration in All)
         {
             if (applied.ContainsKey(migration.Version)) continue;
@@ -102,38 +96,5 @@ public static class PostgresMigrator
         await using var command = new NpgsqlCommand(sql, connection, tx);
         foreach (var (name, value) in parameters) command.Parameters.AddWithValue(name, value);
         await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-    }
-
-    private static List<Migration> Load()
-    {
-        var assembly = typeof(PostgresMigrator).Assembly;
-        var migrations = new List<Migration>();
-        foreach (var resource in assembly.GetManifestResourceNames())
-        {
-            if (!resource.StartsWith(ResourcePrefix, StringComparison.Ordinal) || !resource.EndsWith(".sql", StringComparison.Ordinal)) continue;
-            var name = resource[ResourcePrefix.Length..^".sql".Length];
-            int underscore = name.IndexOf('_', StringComparison.Ordinal);
-            if (underscore <= 0 || !int.TryParse(name.AsSpan(0, underscore), System.Globalization.NumberStyles.None,
-                    System.Globalization.CultureInfo.InvariantCulture, out int version))
-                throw new InvalidOperationException($"Migration script {resource} is not named NNNN_description.sql.");
-            var sql = Read(assembly, resource).ReplaceLineEndings("\n");
-            var checksum = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(sql)));
-            migrations.Add(new Migration(version, name, sql, checksum));
-        }
-        migrations.Sort((a, b) => a.Version.CompareTo(b.Version));
-        if (migrations.Count == 0) throw new InvalidOperationException("No PostgreSQL migration scripts are embedded in the assembly.");
-        for (int i = 0; i < migrations.Count; i++)
-        {
-            if (migrations[i].Version != i + 1)
-                throw new InvalidOperationException($"PostgreSQL migrations must be numbered 1, 2, 3, … without gaps; found {migrations[i].Name} at position {i + 1}.");
-        }
-        return migrations;
-    }
-
-    private static string Read(Assembly assembly, string resource)
-    {
-        using var stream = assembly.GetManifestResourceStream(resource)!;
-        using var reader = new StreamReader(stream, Encoding.UTF8);
-        return reader.ReadToEnd();
     }
 }

@@ -1,6 +1,3 @@
-using System.Reflection;
-using System.Security.Cryptography;
-using System.Text;
 using Microsoft.Data.Sqlite;
 
 namespace Rustorium.Grid.Storage.Sqlite;
@@ -19,11 +16,8 @@ internal static class SqliteMigrator
 {
     private const string ResourcePrefix = "Rustorium.Grid.Storage.Sqlite.Sql.";
 
-    /// <summary>One embedded script.</summary>
-    public sealed record Migration(int Version, string Name, string Sql, string Checksum);
-
     /// <summary>The embedded scripts, by version.</summary>
-    public static IReadOnlyList<Migration> All { get; } = Load();
+    public static IReadOnlyList<MigrationScript> All { get; } = MigrationScript.LoadEmbedded(ResourcePrefix, "SQLite");
 
     /// <summary>The schema version this build writes.</summary>
     public static int LatestVersion => All[^1].Version;
@@ -74,38 +68,5 @@ internal static class SqliteMigrator
         using var reader = select.ExecuteReader();
         while (reader.Read()) applied[reader.GetInt32(0)] = (reader.GetString(1), reader.GetString(2));
         return applied;
-    }
-
-    private static List<Migration> Load()
-    {
-        var assembly = typeof(SqliteMigrator).Assembly;
-        var migrations = new List<Migration>();
-        foreach (var resource in assembly.GetManifestResourceNames())
-        {
-            if (!resource.StartsWith(ResourcePrefix, StringComparison.Ordinal) || !resource.EndsWith(".sql", StringComparison.Ordinal)) continue;
-            var name = resource[ResourcePrefix.Length..^".sql".Length];
-            int underscore = name.IndexOf('_', StringComparison.Ordinal);
-            if (underscore <= 0 || !int.TryParse(name.AsSpan(0, underscore), System.Globalization.NumberStyles.None,
-                    System.Globalization.CultureInfo.InvariantCulture, out int version))
-                throw new InvalidOperationException($"Migration script {resource} is not named NNNN_description.sql.");
-            var sql = Read(assembly, resource).ReplaceLineEndings("\n");
-            var checksum = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(sql)));
-            migrations.Add(new Migration(version, name, sql, checksum));
-        }
-        migrations.Sort((a, b) => a.Version.CompareTo(b.Version));
-        if (migrations.Count == 0) throw new InvalidOperationException("No SQLite migration scripts are embedded in the assembly.");
-        for (int i = 0; i < migrations.Count; i++)
-        {
-            if (migrations[i].Version != i + 1)
-                throw new InvalidOperationException($"SQLite migrations must be numbered 1, 2, 3, … without gaps; found {migrations[i].Name} at position {i + 1}.");
-        }
-        return migrations;
-    }
-
-    private static string Read(Assembly assembly, string resource)
-    {
-        using var stream = assembly.GetManifestResourceStream(resource)!;
-        using var reader = new StreamReader(stream, Encoding.UTF8);
-        return reader.ReadToEnd();
     }
 }
