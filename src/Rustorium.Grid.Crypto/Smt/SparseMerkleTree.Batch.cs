@@ -36,7 +36,9 @@ public sealed partial class SparseMerkleTree
             var oldRoot = batch.OldRoot;
             var planner = new BatchPlanner(this, batch, items.Length);
             int rootRef = planner.Plan(oldRoot, 0, items);
-            var newRoot = planner.HashAll(rootRef);
+            planner.Prepare(rootRef);
+            HashRounds([planner]);
+            var newRoot = planner.Finish(rootRef);
             if (batch.IsEmpty && newRoot == oldRoot) return; // only same-value updates
             Commit(batch, in newRoot);
         }
@@ -90,7 +92,6 @@ public sealed partial class SparseMerkleTree
         var errors = new Exception?[k];
         var planners = new BatchPlanner?[k];
         var roots = new int[k];
-        int maxHeight = -1, leafTotal = 0;
         for (int t = 0; t < k; t++)
         {
             if (changes[t] is not { Length: > 0 } list) continue;
@@ -103,8 +104,6 @@ public sealed partial class SparseMerkleTree
                 roots[t] = planner.Plan(batch.OldRoot, 0, items);
                 planner.Prepare(roots[t]);
                 planners[t] = planner;
-                maxHeight = Math.Max(maxHeight, planner.MaxHeight);
-                leafTotal += planner.LeafCount;
             }
             catch (Exception e)
             {
@@ -114,7 +113,45 @@ public sealed partial class SparseMerkleTree
             }
         }
 
-        // Shared rounds: every tree's leaves, then every tree's middle nodes of each height.
+        HashRounds(planners);
+
+        for (int t = 0; t < k; t++)
+        {
+            var planner = planners[t];
+            if (planner is null) continue;
+            var tree = trees[t];
+            var batch = tree._batch;
+            try
+            {
+                var newRoot = planner.Finish(roots[t]);
+                if (batch.IsEmpty && newRoot == batch.OldRoot) continue; // only same-value updates
+                tree.Commit(batch, in newRoot);
+            }
+            catch (Exception e)
+            {
+                errors[t] = e;
+            }
+            finally
+            {
+                batch.Clear();
+            }
+        }
+        return errors;
+    }
+
+    /// <summary>
+    /// Hashes the prepared plans of <paramref name="planners"/> (nulls skipped) in shared rounds: every plan's new leaves,
+    /// then every plan's middle nodes of each height, each round one <see cref="PoseidonHash.HashMany"/> call.
+    /// </summary>
+    private static void HashRounds(IReadOnlyList<BatchPlanner?> planners)
+    {
+        int maxHeight = -1, leafTotal = 0;
+        foreach (var planner in planners)
+        {
+            if (planner is null) continue;
+            maxHeight = Math.Max(maxHeight, planner.MaxHeight);
+            leafTotal += planner.LeafCount;
+        }
         int widest = leafTotal;
         for (int h = 0; h <= maxHeight; h++)
         {
@@ -152,29 +189,6 @@ public sealed partial class SparseMerkleTree
                 at += n;
             }
         }
-
-        for (int t = 0; t < k; t++)
-        {
-            var planner = planners[t];
-            if (planner is null) continue;
-            var tree = trees[t];
-            var batch = tree._batch;
-            try
-            {
-                var newRoot = planner.Finish(roots[t]);
-                if (batch.IsEmpty && newRoot == batch.OldRoot) continue; // only same-value updates
-                tree.Commit(batch, in newRoot);
-            }
-            catch (Exception e)
-            {
-                errors[t] = e;
-            }
-            finally
-            {
-                batch.Clear();
-            }
-        }
-        return errors;
     }
 
     private readonly record struct BatchItem(SmtChange Change, KeyBits Bits);
@@ -323,37 +337,6 @@ public sealed partial class SparseMerkleTree
 
         // -------------------------------------------------------------- phase 2: hash
 
-        /// <summary>
-        /// Hashes every new node of the plan rooted at <paramref name="root"/> once, adds it to the batch
-        /// (children before parents) and returns the new root hash.
-        /// </summary>
-        /// <remarks>
-        /// Hashes run in rounds by height above the new leaves, so each round is a set of independent hashes
-        /// of one arity handed to <see cref="PoseidonHash.HashMany"/> (eight at a time where the CPU has AVX-512).
-        /// Plan entries are created children first, so one forward pass computes heights and one backward pass
-        /// finds the entries reachable from the root (a new node is always reachable; this makes it certain).
-        /// </remarks>
-        public Fr HashAll(int root)
-        {
-            if (root == Empty) return Fr.Zero;
-            Prepare(root);
-            var inputs = new Fr[3 * Math.Max(1, _widest)];
-            var outputs = new Fr[Math.Max(1, _widest)];
-            if (_leafGroup.Length > 0)
-            {
-                int n = WriteLeafInputs(inputs);
-                PoseidonHash.HashMany(inputs.AsSpan(0, 3 * n), 3, outputs.AsSpan(0, n));
-                ReadLeafOutputs(outputs);
-            }
-            for (int h = 0; h <= _maxHeight; h++)
-            {
-                int n = WriteRoundInputs(h, inputs);
-                PoseidonHash.HashMany(inputs.AsSpan(0, 2 * n), 2, outputs.AsSpan(0, n));
-                ReadRoundOutputs(h, outputs);
-            }
-            return Finish(root);
-        }
-
         // Hashing state between Prepare and Finish (several planners' rounds can then share HashMany calls).
         private int[] _height = [];
         private int[] _start = [];
@@ -361,7 +344,6 @@ public sealed partial class SparseMerkleTree
         private int[] _leafGroup = [];
         private Fr[] _hashes = [];
         private int _maxHeight = -1;
-        private int _widest;
 
         /// <summary>The number of rounds of middle-node hashes (heights 0.._maxHeight), after <see cref="Prepare"/>.</summary>
         public int MaxHeight => _maxHeight;
@@ -428,14 +410,11 @@ public sealed partial class SparseMerkleTree
             for (int i = 0, g = 0; i < n; i++)
                 if (height[i] == 0 && _pending[i].Kind == PendingKind.NewLeaf) leafGroup[g++] = i;
 
-            int widest = leaves;
-            for (int h = 0; h <= maxHeight; h++) widest = Math.Max(widest, start[h + 1] - start[h]);
             _height = height;
             _start = start;
             _order = order;
             _leafGroup = leafGroup;
             _maxHeight = maxHeight;
-            _widest = widest;
             _hashes = new Fr[n];
         }
 
