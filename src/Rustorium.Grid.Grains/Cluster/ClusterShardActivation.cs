@@ -73,7 +73,7 @@ public sealed class ClusterShardActivation : IShardActivation
     /// <summary>
     /// The silo a shard without a live owner goes to, by the placement director, given the directory's current loads.
     /// </summary>
-    public async Task<SiloAddress> ChooseAsync(long shardId, long epoch, SiloAddress? requester, CancellationToken cancellationToken)
+    private async Task<SiloAddress> ChooseAsync(long shardId, long epoch, SiloAddress? requester, CancellationToken cancellationToken)
     {
         var snapshot = await _directory.ReadAsync(cancellationToken).ConfigureAwait(false);
         var candidates = Candidates(snapshot, _membership.ActiveMembers);

@@ -87,6 +87,7 @@ public sealed class ShardOwnershipService : IHostedService, IAsyncDisposable
     private readonly IMembershipTable _table;
     private readonly ClusterMembership _membership;
     private readonly ClusterShardActivation _activation;
+    private readonly IPlacementDirector _placement;
     private readonly ActiveShards _active;
     private readonly IGrainFactory _grains;
     private readonly ActivationDirectory _activations;
@@ -101,8 +102,9 @@ public sealed class ShardOwnershipService : IHostedService, IAsyncDisposable
     /// <summary>Created by DI.</summary>
     public ShardOwnershipService(IShardDirectory directory, IShardStore store, IMembershipTable table, ClusterMembership membership, ClusterShardActivation activation,
         ActiveShards active, IGrainFactory grains, ActivationDirectory activations, SiloConnections silos, ShardPlacementOptions options,
-        ILogger<ShardOwnershipService> logger)
+        IPlacementDirector placement, ILogger<ShardOwnershipService> logger)
     {
+        _placement = placement;
         _directory = directory;
         _store = store;
         _table = table;
@@ -174,16 +176,18 @@ public sealed class ShardOwnershipService : IHostedService, IAsyncDisposable
 
         if (_membership.StatusOf(self) != SiloStatus.Active) return;
         var active = _membership.ActiveMembers;
+        var candidates = ClusterShardActivation.Candidates(snapshot, active);
         foreach (var shard in snapshot.Shards)
         {
-            if (shard.Owner is { } owner && await _membership.StatusOfAsync(owner, cancellationToken).ConfigureAwait(false) != SiloStatus.Dead) continue;
-            var candidates = ClusterShardActivation.Candidates(snapshot, active);
             if (candidates.Count == 0) break;
-            var target = await _activation.ChooseAsync(shard.ShardId, shard.Epoch, null, cancellationToken).ConfigureAwait(false);
+            if (shard.Owner is { } owner && await _membership.StatusOfAsync(owner, cancellationToken).ConfigureAwait(false) != SiloStatus.Dead) continue;
+            var target = _placement.Choose(new PlacementRequest(shard.ShardId, shard.Epoch, candidates, null));
             if (target != self) continue;
             // Opening claims it (the activation checks the directory again under the conditional update).
             _logger.LogInformation("Taking shard {Shard} (owner {Owner} is gone)", shard.ShardId, shard.Owner?.ToString() ?? "none");
             await TryOpenAsync(shard.ShardId, cancellationToken).ConfigureAwait(false);
+            // The loads changed: the next choices see them (one read per claim, not per orphan).
+            candidates = ClusterShardActivation.Candidates(await _directory.ReadAsync(cancellationToken).ConfigureAwait(false), active);
         }
 
         if (_options.Rebalance) await RebalanceOnceAsync(cancellationToken).ConfigureAwait(false);
@@ -192,7 +196,6 @@ public sealed class ShardOwnershipService : IHostedService, IAsyncDisposable
 
     private long _ratesTakenAt;
     private Dictionary<long, long> _ratesCounts = [];
-    private Dictionary<long, double> _rates = [];
 
     /// <summary>Calls per second of each shard served here since the previous round (0 for shards not seen before).</summary>
     private Dictionary<long, double> MeasureRates(IEnumerable<long> shards)
@@ -205,12 +208,8 @@ public sealed class ShardOwnershipService : IHostedService, IAsyncDisposable
             rates[id] = seconds > 0 && _ratesCounts.TryGetValue(id, out long before) ? (count - before) / seconds : 0;
         _ratesTakenAt = now;
         _ratesCounts = counts;
-        _rates = rates;
         return rates;
     }
-
-    /// <summary>The calls per second of shard <paramref name="shardId"/> measured at the last reconcile round.</summary>
-    public double RateOf(long shardId) => _rates.TryGetValue(shardId, out double rate) ? rate : 0;
 
     private bool Settled(long shardId) =>
         !_lastMoved.TryGetValue(shardId, out long at) || Stopwatch.GetElapsedTime(at) >= _options.MoveCooldown;

@@ -59,9 +59,6 @@ internal sealed class RowCache
         }
     }
 
-    public long Hits;
-    public long Misses;
-
     public bool TryGet(byte[] key, out Entry entry)
     {
         lock (_gate)
@@ -71,11 +68,9 @@ internal sealed class RowCache
                 _recency.Remove(node);
                 _recency.AddFirst(node);
                 entry = node.Value;
-                Hits++;
                 return true;
             }
         }
-        Interlocked.Increment(ref Misses);
         entry = default;
         return false;
     }

@@ -99,9 +99,9 @@ internal sealed class ShardWriter : IAsyncDisposable
             {
                 // Few writes queued: folding them now would hash a small group (its lanes mostly empty). Let them
                 // accumulate while the commit in flight finishes; a full queue is folded at once, overlapping the commit.
-                bool committed = await inFlight.ConfigureAwait(false);
+                // Its outcome needs no handling here: a failure already failed its writes and discarded the staged layers.
+                await inFlight.ConfigureAwait(false);
                 inFlight = null;
-                _ = committed; // a failure already failed its writes and discarded the staged layers
                 continue;
             }
             if (lastGroupRows > 1 && reader.Count < LingerBelowRows && _options.GroupLinger > TimeSpan.Zero && !reader.Completion.IsCompleted)

@@ -29,12 +29,6 @@ public sealed class TreeFoldBatcher
     /// <summary>Most folds that run at once.</summary>
     public int MaxConcurrentFolds { get; }
 
-    /// <summary>Folds so far and the groups they carried (the average is the batching achieved).</summary>
-    public (long Folds, long Groups) Counts => (Interlocked.Read(ref _folds), Interlocked.Read(ref _groups));
-
-    private long _folds;
-    private long _groups;
-
     /// <summary>Applies <paramref name="changes"/> to <paramref name="tree"/> as <see cref="SparseMerkleTree.ApplyBatch"/> would, hashing together with other shards' pending folds.</summary>
     /// <returns>Completes when the tree holds the changes; faults with the exception <see cref="SparseMerkleTree.ApplyBatch"/> would have thrown.</returns>
     public Task ApplyAsync(SparseMerkleTree tree, SmtChange[] changes)
@@ -71,8 +65,6 @@ public sealed class TreeFoldBatcher
                 batch = _pending;
                 _pending = new List<Request>();
             }
-            Interlocked.Increment(ref _folds);
-            Interlocked.Add(ref _groups, batch.Count);
             Exception?[] errors;
             try
             {
