@@ -320,7 +320,7 @@ public sealed class ShardEngineTests : IAsyncLifetime
     }
 
     /// <summary>The real store, except that one armed read of <paramref name="key"/> fetches, then waits before answering.</summary>
-    private sealed class SlowReadStore(IShardStore inner, byte[] key) : IShardStore
+    private sealed class SlowReadStore(IShardStore inner, byte[] key) : ForwardingShardStore(inner)
     {
         public volatile bool Armed;
 
@@ -328,9 +328,9 @@ public sealed class ShardEngineTests : IAsyncLifetime
 
         public TaskCompletionSource Release { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-        public async ValueTask<StoredRow?> GetAsync(long shardId, ReadOnlyMemory<byte> k, CancellationToken cancellationToken)
+        public override async ValueTask<StoredRow?> GetAsync(long shardId, ReadOnlyMemory<byte> k, CancellationToken cancellationToken)
         {
-            var row = await inner.GetAsync(shardId, k, cancellationToken);
+            var row = await base.GetAsync(shardId, k, cancellationToken);
             if (Armed && k.Span.SequenceEqual(key))
             {
                 Armed = false;
@@ -339,33 +339,10 @@ public sealed class ShardEngineTests : IAsyncLifetime
             }
             return row;
         }
-
-        public ValueTask CommitAsync(ShardCommit commit, CancellationToken cancellationToken) => inner.CommitAsync(commit, cancellationToken);
-
-        public ValueTask<IReadOnlyList<ShardState>> InitializeAsync(IReadOnlyList<KeyRange> initialLayout, CancellationToken cancellationToken) =>
-            inner.InitializeAsync(initialLayout, cancellationToken);
-
-        public ValueTask<IReadOnlyList<ShardState>> ListShardsAsync(CancellationToken cancellationToken) => inner.ListShardsAsync(cancellationToken);
-
-        public ValueTask<ShardState> GetShardAsync(long shardId, CancellationToken cancellationToken) => inner.GetShardAsync(shardId, cancellationToken);
-
-        public ValueTask<ShardState> ClaimAsync(long shardId, CancellationToken cancellationToken) => inner.ClaimAsync(shardId, cancellationToken);
-
-        public ValueTask<IReadOnlyList<StoredRow>> ScanAsync(long shardId, ReadOnlyMemory<byte> start, ReadOnlyMemory<byte>? end, int limit,
-            CancellationToken cancellationToken) => inner.ScanAsync(shardId, start, end, limit, cancellationToken);
-
-        public ValueTask<(ShardState Left, ShardState Right)> SplitAsync(ShardSplit split, CancellationToken cancellationToken) =>
-            inner.SplitAsync(split, cancellationToken);
-
-        public ValueTask<ShardState> MergeAsync(ShardMerge merge, CancellationToken cancellationToken) => inner.MergeAsync(merge, cancellationToken);
-
-        public IShardNodeReader OpenNodeReader(long shardId) => inner.OpenNodeReader(shardId);
-
-        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }
 
     /// <summary>The real store, except that the first commit of one version waits at a gate and then fails or goes through.</summary>
-    private sealed class GatedStore(IShardStore inner, long gatedVersion) : IShardStore
+    private sealed class GatedStore(IShardStore inner, long gatedVersion) : ForwardingShardStore(inner)
     {
         private readonly TaskCompletionSource<Exception?> _gate = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -373,38 +350,14 @@ public sealed class ShardEngineTests : IAsyncLifetime
 
         public void Fail(Exception error) => _gate.TrySetResult(error);
 
-        public async ValueTask CommitAsync(ShardCommit commit, CancellationToken cancellationToken)
+        public override async ValueTask CommitAsync(ShardCommit commit, CancellationToken cancellationToken)
         {
             if (commit.NewVersion == gatedVersion && Entered.TrySetResult())
             {
                 if (await _gate.Task is { } error) throw error;
             }
-            await inner.CommitAsync(commit, cancellationToken);
+            await base.CommitAsync(commit, cancellationToken);
         }
-
-        public ValueTask<IReadOnlyList<ShardState>> InitializeAsync(IReadOnlyList<KeyRange> initialLayout, CancellationToken cancellationToken) =>
-            inner.InitializeAsync(initialLayout, cancellationToken);
-
-        public ValueTask<IReadOnlyList<ShardState>> ListShardsAsync(CancellationToken cancellationToken) => inner.ListShardsAsync(cancellationToken);
-
-        public ValueTask<ShardState> GetShardAsync(long shardId, CancellationToken cancellationToken) => inner.GetShardAsync(shardId, cancellationToken);
-
-        public ValueTask<ShardState> ClaimAsync(long shardId, CancellationToken cancellationToken) => inner.ClaimAsync(shardId, cancellationToken);
-
-        public ValueTask<StoredRow?> GetAsync(long shardId, ReadOnlyMemory<byte> key, CancellationToken cancellationToken) =>
-            inner.GetAsync(shardId, key, cancellationToken);
-
-        public ValueTask<IReadOnlyList<StoredRow>> ScanAsync(long shardId, ReadOnlyMemory<byte> start, ReadOnlyMemory<byte>? end, int limit,
-            CancellationToken cancellationToken) => inner.ScanAsync(shardId, start, end, limit, cancellationToken);
-
-        public ValueTask<(ShardState Left, ShardState Right)> SplitAsync(ShardSplit split, CancellationToken cancellationToken) =>
-            inner.SplitAsync(split, cancellationToken);
-
-        public ValueTask<ShardState> MergeAsync(ShardMerge merge, CancellationToken cancellationToken) => inner.MergeAsync(merge, cancellationToken);
-
-        public IShardNodeReader OpenNodeReader(long shardId) => inner.OpenNodeReader(shardId);
-
-        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }
 
     [Fact]
