@@ -31,9 +31,12 @@ public sealed class ActiveShards
 
     private readonly ConcurrentDictionary<long, System.Runtime.CompilerServices.StrongBox<long>> _operations = new();
 
-    /// <summary>Counts one call served by shard <paramref name="shardId"/> (its load, for placement and load-based splits).</summary>
-    public void RecordOperation(long shardId) =>
-        Interlocked.Increment(ref _operations.GetOrAdd(shardId, static _ => new System.Runtime.CompilerServices.StrongBox<long>()).Value);
+    /// <summary>
+    /// The counter of calls served by shard <paramref name="shardId"/> (its load, for load-based splits): a shard grain takes
+    /// it once when it activates and increments it per call, with no lookup on the call path.
+    /// </summary>
+    internal System.Runtime.CompilerServices.StrongBox<long> OperationCounter(long shardId) =>
+        _operations.GetOrAdd(shardId, static _ => new System.Runtime.CompilerServices.StrongBox<long>());
 
     /// <summary>Calls served by shard <paramref name="shardId"/> in this silo since it started (a monotonic counter).</summary>
     public long OperationCount(long shardId) => _operations.TryGetValue(shardId, out var box) ? Interlocked.Read(ref box.Value) : 0;

@@ -27,6 +27,7 @@ public sealed class ShardGrain : Grain, IShardGrain
     private readonly IShardActivation _activation;
     private readonly TreeFoldBatcher _folds;
     private ShardEngine? _engine;
+    private System.Runtime.CompilerServices.StrongBox<long>? _operations;
 
     /// <summary>Built by the grain runtime; the store, the engine options, the silo's details and the ownership rule come from DI.</summary>
     public ShardGrain(IShardStore store, ShardEngineOptions options, LocalSiloDetails silo, ActiveShards active, IShardActivation activation,
@@ -47,7 +48,7 @@ public sealed class ShardGrain : Grain, IShardGrain
         get
         {
             _activation.EnsureServing();
-            _active.RecordOperation(ShardId);
+            if (_operations is { } counter) Interlocked.Increment(ref counter.Value);
             var engine = _engine ?? throw new GridException(GridErrorCode.Unavailable, $"Shard {ShardId} is not open on this silo; retry.");
             if (engine.IsFenced)
             {
@@ -64,6 +65,7 @@ public sealed class ShardGrain : Grain, IShardGrain
     {
         var state = await _activation.AcquireAsync(ShardId, cancellationToken);
         _engine = ShardEngine.Open(_store, state, _options, _folds);
+        _operations = _active.OperationCounter(ShardId);
         _active.Add(ShardId, state.Epoch);
     }
 
