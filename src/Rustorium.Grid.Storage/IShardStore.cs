@@ -27,6 +27,8 @@ public interface IShardStore : IAsyncDisposable
     /// layout (which must cover the whole key space without gap or overlap). Returns every shard's state.
     /// Calling it again on an initialised store changes nothing and ignores <paramref name="initialLayout"/>.
     /// </summary>
+    /// <remarks>The layout's shards get ids 1…n in range order in a new store; like a split's, they are taken from the
+    /// store's id counter (see <see cref="SplitAsync"/>), so none of them is ever given again.</remarks>
     /// <exception cref="GridException"><see cref="GridErrorCode.InvalidArgument"/> for a layout with a gap or an
     /// overlap; <see cref="GridErrorCode.Corrupted"/> if the stored data fails its integrity checks.</exception>
     ValueTask<IReadOnlyList<ShardState>> InitializeAsync(IReadOnlyList<KeyRange> initialLayout, CancellationToken cancellationToken);
@@ -78,10 +80,14 @@ public interface IShardStore : IAsyncDisposable
     /// owner), and the complete trees given (each replaces whatever nodes the shard had). Only if the shard's epoch and
     /// version are the expected ones.
     /// </summary>
-    /// <remarks>The new id is one more than the largest id in the store (so an id freed by a merge may be given again).
-    /// Moved rows keep the version and time of the commit that wrote them. A node reader of the shard sees the new left tree
-    /// once the call returns; a <see cref="ShardTreeNodeStore"/> opened before must be reopened from the returned state (its
-    /// root and cache belong to the old tree).</remarks>
+    /// <remarks>The new id has never been given to any shard of the store, also after merges: ids come from a counter the
+    /// store keeps, which only moves up, so a merged-away shard's id is retired, never reused (clients cache shard maps keyed
+    /// by id, and ids appear in proofs and logs). It is often, not always, the largest id in the store plus one; a refused
+    /// split takes no id. (A store created by a build without the counter starts it at its largest id when upgraded: an id
+    /// above that which an earlier merge freed may be given once more.) Moved rows keep the version and time of the commit
+    /// that wrote them. A node reader of the shard sees the new left tree once the call returns; a
+    /// <see cref="ShardTreeNodeStore"/> opened before must be reopened from the returned state (its root and cache belong to
+    /// the old tree).</remarks>
     /// <returns>The two shards' states after the split: left (the old id), right (the new one).</returns>
     /// <exception cref="GridException"><see cref="GridErrorCode.Conflict"/> if the epoch or version moved on (nothing is written);
     /// <see cref="GridErrorCode.UnknownShard"/>; <see cref="GridErrorCode.InvalidArgument"/> if the split key is not strictly

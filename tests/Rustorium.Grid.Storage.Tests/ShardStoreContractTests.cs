@@ -806,6 +806,64 @@ public abstract class ShardStoreContractTests
         }
     }
 
+    [Fact]
+    public async Task AnIdMergedAwayIsNeverGivenToALaterSplit()
+    {
+        // The right shard of a split has the largest id; merging it away and splitting again is exactly where max(id) + 1
+        // would hand the same id to a different shard. Clients cache shard maps by id: an id must name one shard forever.
+        var (store, _, shard, rows, tree) = await NewFilledShardAsync(120);
+        await using var opened = store;
+        var used = (await store.ListShardsAsync(_ct)).Select(s => s.ShardId).ToHashSet();
+        string[] splitKeys = ["60", "50", "70", "60"];
+        foreach (var splitKey in splitKeys)
+        {
+            var (left, right) = await store.SplitAsync(SplitOf(shard, K(splitKey), rows), _ct);
+            Assert.True(used.Add(right.ShardId), $"split at {splitKey} gave id {right.ShardId}, used before ({string.Join(", ", used.Order())})");
+            Assert.Equal(right.ShardId, (await store.ListShardsAsync(_ct)).Max(s => s.ShardId)); // it is the largest id, about to be freed
+            shard = await store.MergeAsync(MergeOf(left, right, rows), _ct);
+            Assert.Equal(ThreeShards, (await AssertLayoutCompleteAsync(store)).Select(s => s.Range));
+        }
+        await AssertHoldsAsync(store, shard, rows, tree);
+
+        // Splitting another shard, or the merged one twice over, still never gives an id that was used.
+        var last = await ShardAtAsync(store, "80");
+        var (_, tail) = await store.SplitAsync(SplitOf(last, K("c0"), []), _ct);
+        Assert.True(used.Add(tail.ShardId));
+        var (a, c) = await store.SplitAsync(SplitOf(shard, K("60"), rows), _ct);
+        Assert.True(used.Add(c.ShardId));
+        var (_, b) = await store.SplitAsync(SplitOf(a, K("50"), rows.Where(r => KeyRange.Compare(r.Key, K("60")) < 0).ToArray()), _ct);
+        Assert.True(used.Add(b.ShardId));
+        await AssertLayoutCompleteAsync(store);
+    }
+
+    [Fact]
+    public async Task TheIdCounterSurvivesReopeningTheStore()
+    {
+        var (store, name, shard, rows, _) = await NewFilledShardAsync(80);
+        var used = (await store.ListShardsAsync(_ct)).Select(s => s.ShardId).ToHashSet();
+        var (left, right) = await store.SplitAsync(SplitOf(shard, K("60"), rows), _ct);
+        Assert.True(used.Add(right.ShardId));
+        var merged = await store.MergeAsync(MergeOf(left, right, rows), _ct);
+        // No shard row remembers right's id any more: only the counter does, and it must be as durable as the shards.
+
+        store = await ReopenAsync(store, name); // disposed by the next reopen
+        await store.InitializeAsync(EightShards, _ct); // what every silo start does: changes nothing, the counter included
+        Assert.Equal(ThreeShards, (await AssertLayoutCompleteAsync(store)).Select(s => s.Range));
+        var (_, again) = await store.SplitAsync(SplitOf(merged, K("60"), rows), _ct);
+        Assert.True(used.Add(again.ShardId), $"after reopening, a split gave id {again.ShardId}, used before ({string.Join(", ", used.Order())})");
+
+        // The same once more across a reopen with nothing in between: each reopen keeps the counter where the last split left it.
+        var last = await ShardAtAsync(store, "80");
+        var (lastLeft, tail) = await store.SplitAsync(SplitOf(last, K("c0"), []), _ct);
+        Assert.True(used.Add(tail.ShardId));
+        await store.MergeAsync(MergeOf(lastLeft, tail, []), _ct);
+        store = await ReopenAsync(store, name);
+        await using var reopened = store;
+        var (_, tail2) = await store.SplitAsync(SplitOf(await ShardAtAsync(store, "80"), K("c0"), []), _ct);
+        Assert.True(used.Add(tail2.ShardId), $"after reopening, a split gave id {tail2.ShardId}, used before ({string.Join(", ", used.Order())})");
+        await AssertLayoutCompleteAsync(store);
+    }
+
     // ---------------------------------------------------------------- split and merge helpers
 
     /// <summary>A tree built from rows as the layer above builds it (key and value mapped with <see cref="PoseidonBytes"/>).</summary>

@@ -111,12 +111,20 @@ public sealed class PostgresShardStore : IShardStore
             if (count == 0)
             {
                 var sorted = ShardLayout.Validate(initialLayout); // refused: the transaction rolls back, nothing was written
+                // The layout's ids come from the counter like a split's (1…n in a new schema), so they are never given again either.
+                long firstId;
+                await using (var allocate = new NpgsqlCommand(PostgresStatements.AllocateShardIds, connection, tx))
+                {
+                    allocate.Parameters.Add(Int64("count", sorted.Count));
+                    var last = await allocate.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) ?? throw ShardIdCounterMissing();
+                    firstId = (long)last - sorted.Count + 1;
+                }
                 var ids = new long[sorted.Count];
                 var starts = new byte[sorted.Count][];
                 var ends = new byte[]?[sorted.Count];
                 for (int i = 0; i < sorted.Count; i++)
                 {
-                    ids[i] = i + 1;
+                    ids[i] = firstId + i;
                     starts[i] = sorted[i].Start.ToArray();
                     ends[i] = sorted[i].IsUnbounded ? null : sorted[i].End.ToArray();
                 }
@@ -356,9 +364,10 @@ public sealed class PostgresShardStore : IShardStore
 
     /// <inheritdoc />
     /// <remarks>
-    /// One transaction, two round trips, then COMMIT. The first locks the shard's row (as a commit does), then the schema's
-    /// shard-id lock (so concurrent splits of different shards get different new ids), reads the next id and counts the rows
-    /// on each side of the split key; the store checks epoch, version, split key and counts (a refusal rolls back: nothing was
+    /// One transaction, two round trips, then COMMIT. The first locks the shard's row (as a commit does), then takes the new
+    /// id from the schema's shard-id counter (0004: its row lock makes concurrent splits of different shards queue there and
+    /// get different ids; an id is never given twice, also after merges) and counts the rows on each side of the split key;
+    /// the store checks epoch, version, split key and counts (a refusal rolls back, the counter included: nothing was
     /// written). The second inserts the right shard (copying the left one's end, epoch and owner), re-keys its rows, replaces
     /// the left tree, stores the right one and moves the left shard. 0002's deferred triggers move the shard map's generation
     /// on at COMMIT. Cancellation is honoured until COMMIT is sent, never during it.
@@ -382,16 +391,14 @@ public sealed class PostgresShardStore : IShardStore
                 await using (var read = new NpgsqlBatch(connection, tx))
                 {
                     read.BatchCommands.Add(Command(PostgresStatements.LockShardForCommit, Int64("id", split.ShardId)));
-                    read.BatchCommands.Add(Command(PostgresStatements.LockShardIds, Text("schema", Options.Schema)));
-                    read.BatchCommands.Add(Command(PostgresStatements.NextShardId));
+                    read.BatchCommands.Add(Command(PostgresStatements.AllocateShardIds, Int64("count", 1)));
                     read.BatchCommands.Add(Command(PostgresStatements.CountRowsAroundSplit, Int64("id", split.ShardId), Bytes("split", split.SplitKey)));
                     await using var r = await read.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
                     if (!await r.ReadAsync(cancellationToken).ConfigureAwait(false)) throw CommitChecks.UnknownShard(split.ShardId);
                     epoch = r.GetInt64(0);
                     version = r.GetInt64(1);
                     range = ReadRange(r, 2, split.ShardId);
-                    await r.NextResultAsync(cancellationToken).ConfigureAwait(false); // the advisory lock
-                    rightId = await NextCountAsync(r, cancellationToken).ConfigureAwait(false);
+                    rightId = await NextShardIdAsync(r, cancellationToken).ConfigureAwait(false);
                     await r.NextResultAsync(cancellationToken).ConfigureAwait(false);
                     await r.ReadAsync(cancellationToken).ConfigureAwait(false);
                     leftRows = r.GetInt64(0);
@@ -600,6 +607,18 @@ public sealed class PostgresShardStore : IShardStore
         await r.ReadAsync(cancellationToken).ConfigureAwait(false);
         return r.GetInt64(0);
     }
+
+    /// <summary>The next result set is <see cref="PostgresStatements.AllocateShardIds"/>': the last id it took.</summary>
+    private async Task<long> NextShardIdAsync(NpgsqlDataReader r, CancellationToken cancellationToken)
+    {
+        await r.NextResultAsync(cancellationToken).ConfigureAwait(false);
+        if (!await r.ReadAsync(cancellationToken).ConfigureAwait(false))
+            throw ShardIdCounterMissing();
+        return r.GetInt64(0);
+    }
+
+    private GridException ShardIdCounterMissing() => new(GridErrorCode.Corrupted,
+        $"The shard id counter (table shard_id_counter, 0004) of {_where} has no row; was the schema changed outside the grid?");
 
     /// <summary>The removed hashes packed back to back (32 bytes each) in a pooled buffer; returns the used length.</summary>
     private static int PackRemovedNodes(ShardCommit commit, out byte[]? buffer)

@@ -93,13 +93,16 @@ internal static class PostgresStatements
     // ---------------------------------------------------------------- splits and merges (two round trips: read and check, then write)
 
     /// <summary>
-    /// Serialises the allocation of new shard ids (max + 1) among the splits of one schema until the end of the transaction.
-    /// Taken after the shard's row lock and before any other: the generation row of 0002 stays the last lock.
+    /// Takes <c>@count</c> new shard ids from 0004's counter and returns the last of them (the ids are the <c>@count</c>
+    /// numbers up to it): never an id given before, also after merges. The UPDATE locks the counter's row until the end of
+    /// the transaction, so concurrent splits (and layouts) queue here and get different ids; a rolled-back split gives its
+    /// id back. A split takes it after its shard's row lock and before any other (the generation row of 0002 stays the
+    /// last lock). The counter only moves up; it is also raised to the largest id present, so ids inserted behind its back
+    /// (by a silo of a build before 0004, during a rolling upgrade) are not handed out again.
     /// </summary>
-    public const string LockShardIds = "SELECT pg_advisory_xact_lock(hashtext('rustorium-grid-shard-ids:' || @schema))";
-
-    /// <summary>The id a split gives its new shard (read under <see cref="LockShardIds"/>, so concurrent splits get different ones).</summary>
-    public const string NextShardId = "SELECT coalesce(max(id), 0) + 1 FROM shards";
+    public const string AllocateShardIds =
+        "UPDATE shard_id_counter SET last_id = greatest(last_id, (SELECT coalesce(max(id), 0) FROM shards)) + @count " +
+        "WHERE singleton RETURNING last_id";
 
     /// <summary>Rows of a shard below and from the split key: one walk of the shard's part of the primary key.</summary>
     public const string CountRowsAroundSplit =

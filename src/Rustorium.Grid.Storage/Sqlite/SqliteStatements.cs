@@ -69,8 +69,15 @@ internal static class SqliteStatements
 
     // ---------------------------------------------------------------- splits and merges (run by the writer, in one job)
 
-    /// <summary>The id a split gives its new shard: one more than any id in the store.</summary>
-    public const string NextShardId = "SELECT coalesce(max(id), 0) + 1 FROM shards";
+    /// <summary>
+    /// Takes <c>$count</c> new shard ids from 0002's counter and returns the last of them (the ids are the
+    /// <c>$count</c> numbers up to it): never an id given before, also after merges. The counter only moves up; it is
+    /// also raised to the largest id present, so the id of a shard inserted without it (by hand) is not given again. Runs
+    /// inside the job that inserts the shards: a failed split rolls it back with the rest.
+    /// </summary>
+    public const string AllocateShardIds =
+        "UPDATE shard_id_counter SET last_id = max(last_id, (SELECT coalesce(max(id), 0) FROM shards)) + $count " +
+        "WHERE singleton = 1 RETURNING last_id";
 
     /// <summary>The right shard of a split: its range, the split's version, root and key count, and the left shard's epoch.</summary>
     public const string InsertSplitShard =

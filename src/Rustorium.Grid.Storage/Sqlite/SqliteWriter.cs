@@ -33,10 +33,10 @@ internal sealed class SqliteWriter : IDisposable
     private readonly SqliteParameter _updVersion, _updRoot, _updKeyCount, _updUpdatedAt, _updId, _updEpoch, _updExpected;
     private readonly SqliteParameter _irShard, _irKey, _irValue, _irVersion, _irTs, _urShard, _urKey, _urValue, _urVersion, _urTs;
     private readonly SqliteParameter _drShard, _drKey, _inShard, _inHash, _inKind, _inA, _inB, _dnShard, _dnHash;
-    private readonly SqliteCommand _nextShardId, _insertSplitShard, _updateShardRange, _deleteShard, _countRowsFrom, _moveRowsFrom, _deleteShardNodes;
+    private readonly SqliteCommand _allocateShardIds, _insertSplitShard, _updateShardRange, _deleteShard, _countRowsFrom, _moveRowsFrom, _deleteShardNodes;
     private readonly SqliteParameter _ssId, _ssStart, _ssEnd, _ssVersion, _ssEpoch, _ssRoot, _ssKeyCount, _ssUpdatedAt;
     private readonly SqliteParameter _urgEnd, _urgVersion, _urgRoot, _urgKeyCount, _urgUpdatedAt, _urgId, _urgEpoch, _urgExpected;
-    private readonly SqliteParameter _dsId, _dsEpoch, _dsExpected, _crShard, _crFrom, _mrShard, _mrTo, _mrFrom, _dsnShard;
+    private readonly SqliteParameter _dsId, _dsEpoch, _dsExpected, _crShard, _crFrom, _mrShard, _mrTo, _mrFrom, _dsnShard, _allocCount;
     private readonly byte[] _hash = new byte[FieldBytes.Length], _a = new byte[FieldBytes.Length], _b = new byte[FieldBytes.Length];
     private readonly byte[] _removedHash = new byte[FieldBytes.Length];
 
@@ -99,7 +99,8 @@ internal sealed class SqliteWriter : IDisposable
         _inB.Value = _b;
         _dnHash.Value = _removedHash;
 
-        _nextShardId = Command(connection, SqliteStatements.NextShardId);
+        _allocateShardIds = Command(connection, SqliteStatements.AllocateShardIds);
+        _allocCount = Parameter(_allocateShardIds, "$count", SqliteType.Integer);
         _insertSplitShard = Command(connection, SqliteStatements.InsertSplitShard);
         _ssId = Parameter(_insertSplitShard, "$id", SqliteType.Integer);
         _ssStart = Parameter(_insertSplitShard, "$range_start", SqliteType.Blob);
@@ -136,7 +137,7 @@ internal sealed class SqliteWriter : IDisposable
         [
             _countShards, _selectShards, _insertShard, _claimShard, _selectForCommit, _updateShard,
             _insertRow, _updateRow, _deleteRow, _insertNode, _deleteNode,
-            _nextShardId, _insertSplitShard, _updateShardRange, _deleteShard, _countRowsFrom, _moveRowsFrom, _deleteShardNodes,
+            _allocateShardIds, _insertSplitShard, _updateShardRange, _deleteShard, _countRowsFrom, _moveRowsFrom, _deleteShardNodes,
         ];
 
         _thread = new Thread(Run) { IsBackground = true, Name = "Rustorium shard store writer" };
@@ -289,9 +290,11 @@ internal sealed class SqliteWriter : IDisposable
         {
             var sorted = ShardLayout.Validate(layout);
             var zeroRoot = FieldBytes.ToBytes(Fr.Zero);
+            // From the counter like a split's (1…n in a new store), so the layout's ids are never given again either.
+            long firstId = AllocateShardIds(sorted.Count) - sorted.Count + 1;
             for (int i = 0; i < sorted.Count; i++)
             {
-                _insShardId.Value = (long)(i + 1);
+                _insShardId.Value = firstId + i;
                 _insStart.Value = sorted[i].Start.ToArray();
                 _insEnd.Value = sorted[i].IsUnbounded ? DBNull.Value : sorted[i].End.ToArray();
                 _insRoot.Value = zeroRoot;
@@ -436,7 +439,7 @@ internal sealed class SqliteWriter : IDisposable
         long right = CountRowsFrom(split.ShardId, split.SplitKey);
         CommitChecks.CheckSplitCounts(split, all - right, right);
 
-        long rightId = Convert.ToInt64(_nextShardId.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
+        long rightId = AllocateShardIds(1);
         var end = range.IsUnbounded ? null : range.End.ToArray();
         _ssId.Value = rightId;
         _ssStart.Value = split.SplitKey;
@@ -515,6 +518,15 @@ internal sealed class SqliteWriter : IDisposable
             merge.TimestampMicros, what);
         return new ShardState(merge.LeftShardId, new KeyRange(leftRange.Start, end), merge.NewVersion, leftEpoch, merge.Root, merge.KeyCount,
             merge.TimestampMicros);
+    }
+
+    /// <summary>Moves the shard-id counter on by <paramref name="count"/>; returns the last id taken (never one given before).</summary>
+    private long AllocateShardIds(int count)
+    {
+        _allocCount.Value = (long)count;
+        var last = _allocateShardIds.ExecuteScalar()
+            ?? throw SqliteErrors.Corrupted(_path, "its shard id counter (table shard_id_counter) has no row.");
+        return Convert.ToInt64(last, System.Globalization.CultureInfo.InvariantCulture);
     }
 
     private (long Epoch, long Version, KeyRange Range) ReadForChange(long shardId)

@@ -366,6 +366,67 @@ public sealed class PostgresShardStoreTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task ConcurrentSplitsAndMergesFromSeveralStoresNeverGiveAnIdTwice()
+    {
+        // Several silos split different shards of one schema at once, merge every new shard away again, and repeat: each
+        // round frees the largest ids, which max(id) + 1 would hand out again. The counter row's lock keeps them apart.
+        var schema = NewSchema();
+        var stores = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Task.Run(() => PostgresStoreDatabase.OpenAsync(schema))));
+        try
+        {
+            var used = (await stores[0].InitializeAsync(EightShards, _ct)).Select(s => s.ShardId).ToHashSet();
+            for (int round = 0; round < 3; round++)
+            {
+                var shards = await stores[0].ListShardsAsync(_ct);
+                var splits = await Task.WhenAll(shards.Select((shard, i) => Task.Run(async () =>
+                {
+                    byte start = shard.Range.Start.IsEmpty ? (byte)0 : shard.Range.Start[0];
+                    return await stores[i % stores.Length].SplitAsync(EmptySplit(shard, [(byte)(start + 0x10)]), _ct);
+                })));
+                foreach (var (_, right) in splits)
+                    Assert.True(used.Add(right.ShardId), $"round {round}: id {right.ShardId} given again ({string.Join(", ", used.Order())})");
+                await Task.WhenAll(splits.Select((split, i) => Task.Run(async () =>
+                    await stores[(i + 1) % stores.Length].MergeAsync(EmptyMerge(split.Left, split.Right), _ct))));
+                Assert.Equal(EightShards, (await stores[^1].ListShardsAsync(_ct)).Select(s => s.Range));
+            }
+        }
+        finally
+        {
+            foreach (var store in stores) await store.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task AnUpgradedSchemaStartsTheIdCounterAtItsLargestIdAndSkipsIdsTakenBehindIt()
+    {
+        var schema = NewSchema();
+        await using (var store = await PostgresStoreDatabase.OpenAsync(schema)) await store.InitializeAsync(ThreeShards, _ct);
+        // Turn it into a schema from before 0004 whose largest id is 7 (as if shards 4 to 6 had been merged away): no counter.
+        await using (var raw = await PostgresStoreDatabase.ConnectAsync(schema))
+        {
+            await ExecuteAsync(raw, "DROP TABLE shard_id_counter");
+            await ExecuteAsync(raw, "DELETE FROM schema_migrations WHERE version = 4");
+            await ExecuteAsync(raw, "UPDATE shards SET id = 7 WHERE id = 3");
+        }
+
+        await using var upgraded = await PostgresStoreDatabase.OpenAsync(schema); // applies 0004
+        var (_, right) = await upgraded.SplitAsync(EmptySplit(await upgraded.GetShardAsync(7, _ct), K("c0")), _ct);
+        Assert.Equal(8, right.ShardId);
+
+        // A silo of the older build, still running during the rolling upgrade, splits with max(id) + 1 = 9, behind the
+        // counter's back (simulated by renumbering the last shard): the next split must not take 9 again.
+        await using (var raw = await PostgresStoreDatabase.ConnectAsync(schema))
+            await ExecuteAsync(raw, "UPDATE shards SET id = 9 WHERE id = 8");
+        var (_, next) = await upgraded.SplitAsync(EmptySplit(await upgraded.GetShardAsync(9, _ct), K("e0")), _ct);
+        Assert.Equal(10, next.ShardId);
+        await using (var raw = await PostgresStoreDatabase.ConnectAsync(schema))
+        {
+            await using var command = new NpgsqlCommand("SELECT last_id FROM shard_id_counter", raw);
+            Assert.Equal(10L, await command.ExecuteScalarAsync(_ct));
+        }
+    }
+
+    [Fact]
     public async Task AStoreIsUnusableAfterDisposeButItsDataStays()
     {
         var schema = NewSchema();
@@ -380,6 +441,29 @@ public sealed class PostgresShardStoreTests(ITestOutputHelper output)
         await using var reopened = await PostgresStoreDatabase.OpenAsync(schema);
         Assert.Equal(3, (await reopened.ListShardsAsync(_ct)).Count);
     }
+
+    private async Task ExecuteAsync(NpgsqlConnection connection, string sql)
+    {
+        await using var command = new NpgsqlCommand(sql, connection);
+        await command.ExecuteNonQueryAsync(_ct);
+    }
+
+    /// <summary>The split of an empty shard (both trees empty).</summary>
+    private static ShardSplit EmptySplit(ShardState shard, byte[] splitKey) => new()
+    {
+        ShardId = shard.ShardId, Epoch = shard.Epoch, ExpectedVersion = shard.Version, NewVersion = shard.Version + 1, SplitKey = splitKey,
+        LeftRoot = Fr.Zero, LeftKeyCount = 0, LeftNodes = [], RightRoot = Fr.Zero, RightKeyCount = 0, RightNodes = [],
+        TimestampMicros = 1_700_000_100_000_000,
+    };
+
+    /// <summary>The merge of two adjacent empty shards.</summary>
+    private static ShardMerge EmptyMerge(ShardState left, ShardState right) => new()
+    {
+        LeftShardId = left.ShardId, LeftEpoch = left.Epoch, LeftExpectedVersion = left.Version,
+        RightShardId = right.ShardId, RightEpoch = right.Epoch, RightExpectedVersion = right.Version,
+        NewVersion = Math.Max(left.Version, right.Version) + 1, Root = Fr.Zero, KeyCount = 0, Nodes = [],
+        TimestampMicros = 1_700_000_200_000_000,
+    };
 
     private async Task WaitUntilAsync(Func<Task<bool>> condition)
     {

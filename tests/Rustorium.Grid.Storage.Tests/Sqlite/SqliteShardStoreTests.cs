@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using Microsoft.Data.Sqlite;
+using Rustorium.Grid.Crypto;
 using Rustorium.Grid.Storage.Sqlite;
 using Xunit.Abstractions;
 using static Rustorium.Grid.Storage.Tests.StoreTestKit;
@@ -144,20 +145,22 @@ public sealed class SqliteShardStoreTests : IDisposable
         {
             Assert.Equal("wal", Scalar(raw, "PRAGMA journal_mode"));
             Assert.Equal(0x52475353L, Scalar(raw, "PRAGMA application_id"));
-            Assert.Equal(1L, Scalar(raw, "SELECT count(*) FROM schema_migrations"));
+            Assert.Equal(2L, Scalar(raw, "SELECT count(*) FROM schema_migrations"));
             Assert.Equal("0001_initial", Scalar(raw, "SELECT name FROM schema_migrations WHERE version = 1"));
+            Assert.Equal("0002_shard_id_counter", Scalar(raw, "SELECT name FROM schema_migrations WHERE version = 2"));
+            Assert.Equal(3L, Scalar(raw, "SELECT last_id FROM shard_id_counter")); // the layout's ids 1…3 came from it
             appliedAt = (long)Scalar(raw, "SELECT applied_at FROM schema_migrations WHERE version = 1")!;
             foreach (var table in new[] { "rows", "smt_nodes" })
                 Assert.Contains("WITHOUT ROWID", (string)Scalar(raw, $"SELECT sql FROM sqlite_schema WHERE name = '{table}'")!);
             Assert.Equal(3L, Scalar(raw, "SELECT count(*) FROM shards"));
             Assert.Equal(1L, Scalar(raw, "SELECT count(*) FROM shards WHERE range_end IS NULL"));
         }
-        Assert.Equal(1, SqliteShardStore.SchemaVersion);
+        Assert.Equal(2, SqliteShardStore.SchemaVersion);
 
         await using (var store = await _directory.OpenAsync(name)) Assert.Equal(3, (await store.ListShardsAsync(_ct)).Count);
         await using (var raw = OpenRaw(name))
         {
-            Assert.Equal(1L, Scalar(raw, "SELECT count(*) FROM schema_migrations"));
+            Assert.Equal(2L, Scalar(raw, "SELECT count(*) FROM schema_migrations"));
             Assert.Equal(appliedAt, Scalar(raw, "SELECT applied_at FROM schema_migrations WHERE version = 1"));
         }
     }
@@ -295,19 +298,45 @@ public sealed class SqliteShardStoreTests : IDisposable
         const string name = "versions";
         await using (var store = await _directory.OpenAsync(name)) await store.InitializeAsync(ThreeShards, _ct);
         await using (var raw = OpenRaw(name, readOnly: false))
-            Execute(raw, "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (2, '0002_future', 'abc', 0)");
+            Execute(raw, "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (99, '0099_future', 'abc', 0)");
         var e = await Assert.ThrowsAsync<GridException>(() => _directory.OpenAsync(name));
         Assert.Equal(GridErrorCode.Corrupted, e.Code);
         Assert.Contains("newer version", e.Message);
 
         await using (var raw = OpenRaw(name, readOnly: false))
         {
-            Execute(raw, "DELETE FROM schema_migrations WHERE version = 2");
+            Execute(raw, "DELETE FROM schema_migrations WHERE version = 99");
             Execute(raw, "UPDATE schema_migrations SET checksum = 'edited' WHERE version = 1");
         }
         e = await Assert.ThrowsAsync<GridException>(() => _directory.OpenAsync(name));
         Assert.Equal(GridErrorCode.Corrupted, e.Code);
         Assert.Contains("checksum", e.Message);
+    }
+
+    [Fact]
+    public async Task AStoreFromBeforeTheIdCounterStartsItAtItsLargestId()
+    {
+        const string name = "upgrade";
+        await using (var store = await _directory.OpenAsync(name)) await store.InitializeAsync(ThreeShards, _ct);
+        // Turn it into a version-1 store whose largest id is 7 (as if shards 4 to 6 had been merged away): no counter.
+        await using (var raw = OpenRaw(name, readOnly: false))
+        {
+            Execute(raw, "DROP TABLE shard_id_counter");
+            Execute(raw, "DELETE FROM schema_migrations WHERE version = 2");
+            Execute(raw, "UPDATE shards SET id = 7 WHERE id = 3");
+        }
+
+        await using (var store = await _directory.OpenAsync(name))
+        {
+            var last = await store.GetShardAsync(7, _ct);
+            var (_, right) = await store.SplitAsync(EmptySplit(last, K("c0")), _ct);
+            Assert.Equal(8, right.ShardId);
+        }
+        await using (var raw = OpenRaw(name))
+        {
+            Assert.Equal(2L, Scalar(raw, "SELECT count(*) FROM schema_migrations"));
+            Assert.Equal(8L, Scalar(raw, "SELECT last_id FROM shard_id_counter"));
+        }
     }
 
     // ---------------------------------------------------------------- group commit and lifetime
@@ -391,6 +420,14 @@ public sealed class SqliteShardStoreTests : IDisposable
     }
 
     // ---------------------------------------------------------------- helpers
+
+    /// <summary>The split of an empty shard (both trees empty).</summary>
+    private static ShardSplit EmptySplit(ShardState shard, byte[] splitKey) => new()
+    {
+        ShardId = shard.ShardId, Epoch = shard.Epoch, ExpectedVersion = shard.Version, NewVersion = shard.Version + 1, SplitKey = splitKey,
+        LeftRoot = Fr.Zero, LeftKeyCount = 0, LeftNodes = [], RightRoot = Fr.Zero, RightKeyCount = 0, RightNodes = [],
+        TimestampMicros = 1_700_000_100_000_000,
+    };
 
     private SqliteConnection OpenRaw(string name, bool readOnly = true)
     {
