@@ -2,7 +2,7 @@ namespace Rustorium.Grid.Storage.Postgres;
 
 /// <summary>
 /// Every SQL statement the cluster store runs, in one place. The tables come from <c>Postgres/Sql/0002_cluster.sql</c>
-/// (applied by <see cref="PostgresMigrator"/>); the connection's search path is the grid's schema, so names are unqualified.
+/// and <c>0003_grain_directory.sql</c> (applied by <see cref="PostgresMigrator"/>); the connection's search path is the grid's schema, so names are unqualified.
 /// </summary>
 /// <remarks>
 /// All values are bound as parameters. Every time is the server's <c>clock_timestamp()</c> — the wall clock when the
@@ -97,4 +97,56 @@ internal static class PostgresClusterStatements
         "UPDATE shards SET owner_endpoint = NULL, owner_generation = NULL, epoch = epoch + 1 " +
         "WHERE id = @id AND epoch = @epoch AND owner_endpoint = @owner_endpoint AND owner_generation = @owner_generation " +
         "RETURNING " + ShardColumns;
+
+    // ---------------------------------------------------------------- grain directory
+
+    /// <summary>
+    /// True when the incarnation on row <c>d</c> of <c>grain_directory</c> is alive: its row in <c>silos</c> exists and is
+    /// not Dead (ShuttingDown still holds its grains), and no later generation is on its endpoint. Evaluated in the
+    /// statement that acts on it, so a verdict is never older than the statement's snapshot. Null for an unregistered row
+    /// (callers test <c>d.silo_endpoint IS NOT NULL</c> first).
+    /// </summary>
+    private const string HolderAlive =
+        "(EXISTS (SELECT 1 FROM silos s WHERE s.endpoint = d.silo_endpoint AND s.generation = d.silo_generation AND s.status <> " + Dead + ")" +
+        " AND NOT EXISTS (SELECT 1 FROM silos l WHERE l.endpoint = d.silo_endpoint AND l.generation > d.silo_generation))";
+
+    /// <summary>A row as <see cref="Cluster.GrainDirectoryEntry"/> reads it.</summary>
+    private const string GrainColumns = "d.grain, d.silo_endpoint, d.silo_generation, d.epoch";
+
+    /// <summary>
+    /// A registration in one statement: a grain never seen is inserted at epoch 1; an existing row is taken (epoch + 1)
+    /// only if it is not already this incarnation's and is unregistered or its incarnation is no longer alive. The row
+    /// lock ON CONFLICT takes, and its re-check of the condition against the newest row version (READ COMMITTED), make
+    /// concurrent registrations of one grain serialise: exactly one inserts or takes it. Returns no row when the grain
+    /// stays with its holder (a live silo, or this incarnation itself); the caller then reads the row in a new statement,
+    /// whose snapshot sees a holder that committed after this statement's snapshot was taken.
+    /// </summary>
+    public const string RegisterGrain =
+        "INSERT INTO grain_directory AS d (grain, silo_endpoint, silo_generation, epoch) VALUES (@grain, @endpoint, @generation, 1) " +
+        "ON CONFLICT (grain) DO UPDATE SET silo_endpoint = EXCLUDED.silo_endpoint, silo_generation = EXCLUDED.silo_generation, " +
+        "epoch = d.epoch + 1, registered_at = clock_timestamp() " +
+        "WHERE (d.silo_endpoint IS DISTINCT FROM EXCLUDED.silo_endpoint OR d.silo_generation IS DISTINCT FROM EXCLUDED.silo_generation) " +
+        "AND (d.silo_endpoint IS NULL OR NOT " + HolderAlive + ") " +
+        "RETURNING " + GrainColumns;
+
+    /// <summary>A grain's row and whether its holder is alive (null when unregistered), after a registration that changed nothing.</summary>
+    public const string SelectGrainHolder =
+        "SELECT " + GrainColumns + ", d.silo_endpoint IS NOT NULL AND " + HolderAlive + " FROM grain_directory d WHERE d.grain = @grain";
+
+    /// <summary>A grain's registration to a live incarnation, or no row.</summary>
+    public const string LookupGrain =
+        "SELECT " + GrainColumns + " FROM grain_directory d WHERE d.grain = @grain AND d.silo_endpoint IS NOT NULL AND " + HolderAlive;
+
+    /// <summary>A deactivation: only the named incarnation at the named epoch; the epoch stays, so it never goes back.</summary>
+    public const string UnregisterGrain =
+        "UPDATE grain_directory SET silo_endpoint = NULL, silo_generation = NULL " +
+        "WHERE grain = @grain AND silo_endpoint = @endpoint AND silo_generation = @generation AND epoch = @epoch";
+
+    /// <summary>Every registration of one incarnation (not of other generations on its endpoint); epochs stay.</summary>
+    public const string UnregisterSilo =
+        "UPDATE grain_directory SET silo_endpoint = NULL, silo_generation = NULL WHERE silo_endpoint = @endpoint AND silo_generation = @generation";
+
+    /// <summary>The registrations of live incarnations, by grain bytewise (the column's "C" collation; the index's order).</summary>
+    public const string ListGrains =
+        "SELECT " + GrainColumns + " FROM grain_directory d WHERE d.silo_endpoint IS NOT NULL AND " + HolderAlive + " ORDER BY d.grain COLLATE \"C\"";
 }

@@ -1,3 +1,4 @@
+using System.Text;
 using Npgsql;
 using NpgsqlTypes;
 using Rustorium.Grid.Cluster;
@@ -5,9 +6,9 @@ using Rustorium.Grid.Cluster;
 namespace Rustorium.Grid.Storage.Postgres;
 
 /// <summary>
-/// The cluster store on PostgreSQL: the membership table (<see cref="IMembershipTable"/>) and the shard directory
-/// (<see cref="IShardDirectory"/>) in the grid's schema, over one pooled <see cref="NpgsqlDataSource"/>. Open it with
-/// <see cref="OpenAsync"/>. See docs/membership.md.
+/// The cluster store on PostgreSQL: the membership table (<see cref="IMembershipTable"/>), the shard directory
+/// (<see cref="IShardDirectory"/>) and the grain directory (<see cref="IGrainDirectory"/>) in the grid's schema, over one
+/// pooled <see cref="NpgsqlDataSource"/>. Open it with <see cref="OpenAsync"/>. See docs/membership.md.
 /// </summary>
 /// <remarks>
 /// <para><b>Clock.</b> Every heartbeat, every heartbeat age and the dead-declaration condition use the database server's
@@ -17,15 +18,30 @@ namespace Rustorium.Grid.Storage.Postgres;
 /// generation moves on in the same transaction. A silo that lost a shard therefore cannot commit to it any more.</para>
 /// <para><b>Shard rows</b> are created by the shard store (<c>InitializeAsync</c>, splits, merges); the directory never
 /// adds or removes shards, it only moves their ownership.</para>
+/// <para><b>Grain directory.</b> A registration is a row of <c>grain_directory</c>; whether its silo is alive is decided
+/// against <c>silos</c> in the same statement that reads or takes the row, so a registration to a silo that died is
+/// free at once, without a clean-up having to run first. Rows are never deleted: an unregistered row keeps its epoch.</para>
 /// <para>Thread-safe: every call takes a pooled connection of its own. Failures of the database are
 /// <see cref="GridException"/>s: <see cref="GridErrorCode.Unavailable"/> when it cannot be reached or refuses the
 /// connection, <see cref="GridErrorCode.Timeout"/> when a statement or the pool runs out of time. The caller's
 /// cancellation surfaces as <see cref="OperationCanceledException"/>.</para>
 /// </remarks>
-public sealed class PostgresClusterStore : IMembershipTable, IShardDirectory, IAsyncDisposable
+public sealed class PostgresClusterStore : IMembershipTable, IShardDirectory, IGrainDirectory, IAsyncDisposable
 {
     /// <summary>Longest endpoint, name, region or HTTP endpoint accepted, in characters.</summary>
     public const int MaxFieldLength = 1024;
+
+    /// <summary>
+    /// Longest grain id the grain directory accepts, in UTF-8 bytes of its string form (<see cref="GrainId.ToString"/>):
+    /// the id is the table's B-tree key, and PostgreSQL refuses keys over about a third of a page (2,704 bytes).
+    /// </summary>
+    public const int MaxGrainIdBytes = 2048;
+
+    /// <summary>How many times <see cref="RegisterAsync"/> tries again when the row it lost to was freed before it could read it.</summary>
+    private const int MaxRegisterAttempts = 8;
+
+    /// <summary>UTF-8 that throws on a lone surrogate (as Npgsql's writer does) instead of sending a replacement character.</summary>
+    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
     private readonly NpgsqlDataSource _dataSource;
     private readonly string _store;
@@ -302,6 +318,148 @@ public sealed class PostgresClusterStore : IMembershipTable, IShardDirectory, IA
 
     private static GridException UnknownShard(long shardId) =>
         new(GridErrorCode.UnknownShard, $"Shard {shardId} is not in the shard map; refresh the map (ReadAsync) and route again.");
+
+    // ================================================================ grain directory
+
+    /// <inheritdoc />
+    /// <exception cref="GridException"><see cref="GridErrorCode.InvalidArgument"/> for a default grain id or one this store
+    /// cannot hold (a NUL character, a lone surrogate, more than <see cref="MaxGrainIdBytes"/> bytes of UTF-8).</exception>
+    public Task<GrainDirectoryEntry?> LookupAsync(GrainId grain, CancellationToken cancellationToken)
+    {
+        var key = GrainKey(grain, "Lookup");
+        return RunAsync($"Looking up grain {key}", async ct =>
+        {
+            await using var command = _dataSource.CreateCommand(PostgresClusterStatements.LookupGrain);
+            command.Parameters.AddWithValue("grain", key);
+            await using var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
+            return await reader.ReadAsync(ct).ConfigureAwait(false) ? ReadGrain(reader) : null;
+        }, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// One upsert (<c>INSERT … ON CONFLICT DO UPDATE … WHERE</c> the row is free) decides. When it leaves the row to its
+    /// holder, the row is read in a new statement and its holder returned; should that holder have died or unregistered in
+    /// between (the row is free again), the upsert runs again, up to eight times in all.
+    /// </remarks>
+    /// <exception cref="GridException"><see cref="GridErrorCode.InvalidArgument"/> for a default grain id or one this store
+    /// cannot hold (a NUL character, a lone surrogate, more than <see cref="MaxGrainIdBytes"/> bytes of UTF-8), or an address
+    /// with a blank endpoint or a generation that is not positive;
+    /// <see cref="GridErrorCode.Unavailable"/> if the registration changed hands between every attempt (nothing was
+    /// registered to <paramref name="silo"/>; retry).</exception>
+    public Task<GrainDirectoryEntry> RegisterAsync(GrainId grain, SiloAddress silo, CancellationToken cancellationToken)
+    {
+        var key = GrainKey(grain, "Register");
+        CheckAddress(silo, "Register");
+        return RunAsync($"Registering grain {key} to {silo}", async ct =>
+        {
+            for (int attempt = 1; attempt <= MaxRegisterAttempts; attempt++)
+            {
+                await using (var register = _dataSource.CreateCommand(PostgresClusterStatements.RegisterGrain))
+                {
+                    register.Parameters.AddWithValue("grain", key);
+                    AddAddress(register, silo);
+                    await using var reader = await register.ExecuteReaderAsync(ct).ConfigureAwait(false);
+                    if (await reader.ReadAsync(ct).ConfigureAwait(false)) return ReadGrain(reader);
+                }
+                await using (var holder = _dataSource.CreateCommand(PostgresClusterStatements.SelectGrainHolder))
+                {
+                    holder.Parameters.AddWithValue("grain", key);
+                    await using var reader = await holder.ExecuteReaderAsync(ct).ConfigureAwait(false);
+                    if (await reader.ReadAsync(ct).ConfigureAwait(false) && !reader.IsDBNull(1))
+                    {
+                        var entry = ReadGrain(reader);
+                        // This incarnation's own registration stands whatever the table says of it: the upsert left it unchanged.
+                        if (entry.Silo == silo || reader.GetBoolean(4)) return entry;
+                    }
+                }
+            }
+            throw new GridException(GridErrorCode.Unavailable,
+                $"Registering grain {key} to {silo}: the registration changed hands {MaxRegisterAttempts} times while it was being decided. " +
+                "Nothing was registered to this silo; retry.");
+        }, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    /// <exception cref="GridException"><see cref="GridErrorCode.InvalidArgument"/> for a default grain id or one this store
+    /// cannot hold, a negative epoch, or an address with a blank endpoint or a generation that is not positive.</exception>
+    public Task<bool> UnregisterAsync(GrainId grain, SiloAddress silo, long epoch, CancellationToken cancellationToken)
+    {
+        var key = GrainKey(grain, "Unregister");
+        CheckAddress(silo, "Unregister");
+        CheckEpoch(epoch, "Unregister");
+        return RunAsync($"Unregistering grain {key} from {silo}", async ct =>
+        {
+            await using var command = _dataSource.CreateCommand(PostgresClusterStatements.UnregisterGrain);
+            command.Parameters.AddWithValue("grain", key);
+            AddAddress(command, silo);
+            command.Parameters.AddWithValue("epoch", epoch);
+            return await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false) == 1;
+        }, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    /// <exception cref="GridException"><see cref="GridErrorCode.InvalidArgument"/> for an address with a blank endpoint or a
+    /// generation that is not positive.</exception>
+    public Task<int> UnregisterSiloAsync(SiloAddress silo, CancellationToken cancellationToken)
+    {
+        CheckAddress(silo, "UnregisterSilo");
+        return RunAsync($"Unregistering every grain of {silo}", async ct =>
+        {
+            await using var command = _dataSource.CreateCommand(PostgresClusterStatements.UnregisterSilo);
+            AddAddress(command, silo);
+            return await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+        }, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public Task<IReadOnlyList<GrainDirectoryEntry>> ListAsync(CancellationToken cancellationToken) =>
+        RunAsync<IReadOnlyList<GrainDirectoryEntry>>("Listing the grain directory", async ct =>
+        {
+            await using var command = _dataSource.CreateCommand(PostgresClusterStatements.ListGrains);
+            await using var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
+            var rows = new List<(string Key, GrainDirectoryEntry Entry)>();
+            while (await reader.ReadAsync(ct).ConfigureAwait(false)) rows.Add((reader.GetString(0), ReadGrain(reader)));
+            // The server orders by UTF-8 bytes, i.e. by code point; .NET's ordinal order is by UTF-16 code unit. The two
+            // differ only between U+E000..U+FFFF and the characters beyond U+FFFF, so this sort of an (almost always)
+            // sorted list keeps the contract exact at no real cost.
+            rows.Sort((x, y) => string.CompareOrdinal(x.Key, y.Key));
+            return rows.ConvertAll(row => row.Entry);
+        }, cancellationToken);
+
+    /// <summary>Reads <c>grain, silo_endpoint, silo_generation, epoch</c> of a registered row.</summary>
+    private static GrainDirectoryEntry ReadGrain(NpgsqlDataReader reader)
+    {
+        var key = reader.GetString(0);
+        if (!GrainId.TryParse(key, out var grain))
+            throw new GridException(GridErrorCode.Corrupted, $"The grain directory holds \"{key}\", which is not a grain id; the row was not written by the grid.");
+        return new GrainDirectoryEntry(grain, new SiloAddress(reader.GetString(1), reader.GetInt64(2)), reader.GetInt64(3));
+    }
+
+    /// <summary>
+    /// The grain's key in <c>grain_directory</c>: its string form. Refuses (<see cref="GridErrorCode.InvalidArgument"/>) the
+    /// default id, and ids PostgreSQL cannot store as a key: a NUL character, a lone surrogate (not UTF-8), or more than
+    /// <see cref="MaxGrainIdBytes"/> bytes of UTF-8.
+    /// </summary>
+    private static string GrainKey(GrainId grain, string operation)
+    {
+        if (grain.IsDefault) throw GridException.InvalidArgument($"{operation}: the default grain id names no grain.");
+        var key = grain.ToString();
+        int bytes;
+        try
+        {
+            bytes = StrictUtf8.GetByteCount(key);
+        }
+        catch (EncoderFallbackException)
+        {
+            throw GridException.InvalidArgument($"{operation}: grain {grain.Type}'s key is not valid UTF-16 (a lone surrogate), so it cannot be stored.");
+        }
+        if (bytes > MaxGrainIdBytes)
+            throw GridException.InvalidArgument($"{operation}: grain {grain.Type}'s id is {bytes} bytes of UTF-8; the directory holds at most {MaxGrainIdBytes}.");
+        if (key.Contains('\0'))
+            throw GridException.InvalidArgument($"{operation}: grain {grain.Type}'s key contains a NUL character, which PostgreSQL cannot store.");
+        return key;
+    }
 
     // ================================================================ shared
 

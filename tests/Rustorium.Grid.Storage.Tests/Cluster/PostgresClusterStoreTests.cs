@@ -92,6 +92,17 @@ public sealed class PostgresShardDirectoryContractTests : ShardDirectoryContract
         PostgresClusterDatabase.CreateShardsAsync(storeName, shards);
 }
 
+/// <summary>The grain directory contract on a real PostgreSQL: the store is its own membership table.</summary>
+[Trait("Category", "Integration")]
+public sealed class PostgresGrainDirectoryContractTests : GrainDirectoryContractTests
+{
+    protected override async Task<(IGrainDirectory Directory, IMembershipTable Membership)> OpenDirectoryAsync(string storeName)
+    {
+        var store = await PostgresClusterDatabase.OpenAsync(storeName);
+        return (store, store);
+    }
+}
+
 /// <summary>What only the PostgreSQL cluster store has: options, the schema and its migrations, error mapping, and the fence
 /// it shares with the shard store's commits.</summary>
 [Trait("Category", "Integration")]
@@ -326,5 +337,81 @@ public sealed class PostgresClusterStoreTests
         var last = await PostgresClusterDatabase.ScalarAsync<DateTime>(schema, "SELECT last_heartbeat FROM silos");
         Assert.Equal(joined.LastHeartbeat.UtcDateTime, last);
         Assert.InRange(serverNow - last, TimeSpan.Zero, TimeSpan.FromSeconds(30));
+    }
+
+    // ---------------------------------------------------------------- grain directory
+
+    [Fact]
+    public async Task GrainDirectoryIsMigration3AndKeepsUnregisteredRowsWithTheirEpoch()
+    {
+        var schema = NewSchema();
+        await using var store = await PostgresClusterDatabase.OpenAsync(schema);
+        Assert.Equal("0003_grain_directory", await PostgresClusterDatabase.ScalarAsync<string>(schema, "SELECT name FROM schema_migrations WHERE version = 3"));
+        await store.JoinAsync(new SiloRegistration(A, "a", "eu", null), _ct);
+        var grain = GrainId.Create("counter", "apples");
+        var entry = await store.RegisterAsync(grain, A, _ct);
+
+        Assert.Equal("counter/s/apples|10.0.0.1:7000|1|1", await PostgresClusterDatabase.ScalarAsync<string>(schema,
+            "SELECT grain || '|' || silo_endpoint || '|' || silo_generation || '|' || epoch FROM grain_directory"));
+        Assert.True(await store.UnregisterAsync(grain, A, entry.Epoch, _ct));
+        Assert.Equal("counter/s/apples||1", await PostgresClusterDatabase.ScalarAsync<string>(schema,
+            "SELECT grain || '|' || coalesce(silo_endpoint, '') || coalesce(silo_generation::text, '') || '|' || epoch FROM grain_directory"));
+
+        // Endpoint and generation are null together, and epochs are positive.
+        await Assert.ThrowsAsync<PostgresException>(() => PostgresClusterDatabase.ExecuteAsync(schema,
+            "UPDATE grain_directory SET silo_endpoint = 'x:1'"));
+        await Assert.ThrowsAsync<PostgresException>(() => PostgresClusterDatabase.ExecuteAsync(schema,
+            "INSERT INTO grain_directory (grain, epoch) VALUES ('counter/i/1', 0)"));
+    }
+
+    [Fact]
+    public async Task GrainDirectoryCountsALaterGenerationOnTheEndpointEvenIfTheEarlierRowWasNotMarkedDead()
+    {
+        // JoinAsync marks earlier generations dead itself; the directory must not depend on it having done so.
+        var schema = NewSchema();
+        await using var store = await PostgresClusterDatabase.OpenAsync(schema);
+        var b = new SiloAddress("10.0.0.2:7000", 1);
+        await store.JoinAsync(new SiloRegistration(A, "a", "eu", null), _ct);
+        await store.JoinAsync(new SiloRegistration(b, "b", "eu", null), _ct);
+        var grain = GrainId.Create("counter", 7);
+        await store.RegisterAsync(grain, A, _ct);
+
+        Assert.Equal(1, await PostgresClusterDatabase.ExecuteAsync(schema,
+            "INSERT INTO silos (endpoint, generation, name, region, status) VALUES (@endpoint, @generation, 'a2', 'eu', 1)",
+            ("endpoint", A.Endpoint), ("generation", A.Generation + 1)));
+        Assert.Equal(SiloStatus.Active, (await store.ReadAllAsync(_ct)).Single(e => e.Address == A).Status);
+
+        Assert.Null(await store.LookupAsync(grain, _ct));
+        Assert.Empty(await store.ListAsync(_ct));
+        Assert.Equal(new GrainDirectoryEntry(grain, b, 2), await store.RegisterAsync(grain, b, _ct));
+    }
+
+    [Fact]
+    public async Task GrainDirectoryRefusesGrainIdsPostgreSqlCannotHoldAndHoldsTheLongestItCan()
+    {
+        var schema = NewSchema();
+        await using var store = await PostgresClusterDatabase.OpenAsync(schema);
+        await store.JoinAsync(new SiloRegistration(A, "a", "eu", null), _ct);
+
+        // "t/s/" is 4 bytes; U+00E9 is 2 bytes of UTF-8.
+        var longest = GrainId.Create("t", new string('\u00e9', (PostgresClusterStore.MaxGrainIdBytes - 4) / 2));
+        GrainId[] refused =
+        [
+            GrainId.Create("t", "nul\0inside"),
+            GrainId.Create("t", "lone \ud800 surrogate"),
+            GrainId.Create("t", new string('\u00e9', (PostgresClusterStore.MaxGrainIdBytes - 4) / 2) + "x"),
+        ];
+        foreach (var grain in refused)
+        {
+            Assert.Equal(GridErrorCode.InvalidArgument, (await Assert.ThrowsAsync<GridException>(() => store.RegisterAsync(grain, A, _ct))).Code);
+            Assert.Equal(GridErrorCode.InvalidArgument, (await Assert.ThrowsAsync<GridException>(() => store.LookupAsync(grain, _ct))).Code);
+        }
+        Assert.Empty(await store.ListAsync(_ct));
+
+        var entry = await store.RegisterAsync(longest, A, _ct);
+        Assert.Equal(new GrainDirectoryEntry(longest, A, 1), entry);
+        Assert.Equal(entry, await store.LookupAsync(longest, _ct));
+        // The store still works after the refusals (nothing half-sent broke a pooled connection).
+        Assert.Equal([entry], await store.ListAsync(_ct));
     }
 }
