@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Runtime.CompilerServices;
+using Rustorium.Grid.Runtime.Grains;
 using Rustorium.Grid.Runtime.Remoting;
 
 namespace Rustorium.Grid.Client;
@@ -26,10 +27,13 @@ public sealed class GridClient : IAsyncDisposable
     private volatile ShardMap? _map;
     private volatile string? _lastMapSource;
 
+    private readonly GrainFactory _grains;
+
     private GridClient(IReadOnlyList<string> seeds, GridClientOptions options)
     {
         _seeds = seeds;
         _options = options;
+        _grains = new GrainFactory(new AnySiloInvoker(this));
     }
 
     /// <summary>Connects to the grid through any of <paramref name="endpoints"/> ("host:port") and loads the shard map.</summary>
@@ -173,6 +177,45 @@ public sealed class GridClient : IAsyncDisposable
             ?? throw new GridException(GridErrorCode.UnknownShard, $"Shard {shardId} is not in the shard map.");
         var silo = await SiloAsync(entry.Endpoint, cancellationToken).ConfigureAwait(false);
         return silo.GetGrain<IShardGrain>(shardId);
+    }
+
+    /// <summary>
+    /// A reference to any grain of the cluster by interface and key (Orleans's <c>GetGrain</c>). Calls go to a silo this client
+    /// reaches, which runs them or forwards them to the silo that hosts the grain (docs/runtime.md, "Placement"); if that silo
+    /// cannot be reached, the next one is tried; a call that was sent is never sent again (at most once). Shard data goes through <see cref="PutAsync"/>, <see cref="ReadAsync"/> etc.
+    /// </summary>
+    public TGrainInterface GetGrain<TGrainInterface>(long key) where TGrainInterface : IGrainWithIntegerKey =>
+        _grains.GetGrain<TGrainInterface>(key);
+
+    /// <inheritdoc cref="GetGrain{TGrainInterface}(long)"/>
+    public TGrainInterface GetGrain<TGrainInterface>(string key) where TGrainInterface : IGrainWithStringKey =>
+        _grains.GetGrain<TGrainInterface>(key);
+
+    /// <summary>Sends grain calls to a reachable silo: the one the shard map came from first, then the others and the seeds.</summary>
+    private sealed class AnySiloInvoker(GridClient client) : IGrainCallInvoker
+    {
+        public async ValueTask<object?> InvokeAsync(GrainCall call, CancellationToken cancellationToken)
+        {
+            GridException? last = null;
+            var candidates = new[] { client._lastMapSource }.Concat(client._map?.Shards.Select(s => s.Endpoint) ?? []).Concat(client._seeds)
+                .OfType<string>().Distinct(StringComparer.Ordinal);
+            foreach (var endpoint in candidates)
+            {
+                GrainClient silo;
+                try
+                {
+                    silo = await client.SiloAsync(endpoint, cancellationToken).ConfigureAwait(false);
+                }
+                catch (GridException ex) when (ex.Code is GridErrorCode.Unavailable or GridErrorCode.Timeout)
+                {
+                    last = ex;
+                    continue;
+                }
+                // Once sent, a call is not sent again (at most once): a failure is the caller's to see.
+                return await silo.Invoker.InvokeAsync(call, cancellationToken).ConfigureAwait(false);
+            }
+            throw last ?? new GridException(GridErrorCode.Unavailable, "No silo of the grid could be reached.");
+        }
     }
 
     /// <summary>Reloads the shard map from any reachable silo.</summary>

@@ -47,8 +47,10 @@ public static class GridSilo
     /// <param name="error">Where start-up problems go (one line each, no stack traces).</param>
     /// <param name="stop">Stops the silo like SIGTERM does (for hosting it in-process).</param>
     /// <param name="started">Called once the silo serves, with its status endpoint's base address (for hosting it in-process).</param>
+    /// <param name="configureServices">Adds services and grains of the host's own to the silo (for hosting it in-process), e.g.
+    /// <c>services =&gt; services.AddGrainRuntime(grains =&gt; grains.AddGrain&lt;IMyGrain, MyGrain&gt;())</c>; runs after the silo's own.</param>
     public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error, CancellationToken stop = default,
-        Action<SiloEndpoints>? started = null)
+        Action<SiloEndpoints>? started = null, Action<IServiceCollection>? configureServices = null)
     {
         ArgumentNullException.ThrowIfNull(args);
         if (SiloConfiguration.IsHelpRequested(args))
@@ -111,7 +113,7 @@ public static class GridSilo
         int exit;
         try
         {
-            exit = await RunWithStoreAsync(options, configuration!, store, cluster, address, storeDescription, dataDirectory, error, stop, started)
+            exit = await RunWithStoreAsync(options, configuration!, store, cluster, address, storeDescription, dataDirectory, error, stop, started, configureServices)
                 .ConfigureAwait(false);
         }
         finally
@@ -153,7 +155,7 @@ public static class GridSilo
 
     private static async Task<int> RunWithStoreAsync(GridSiloOptions options, IConfiguration configuration, IShardStore store,
         PostgresClusterStore? cluster, SiloAddress address, string storeDescription, string dataDirectory, TextWriter error, CancellationToken stop,
-        Action<SiloEndpoints>? started)
+        Action<SiloEndpoints>? started, Action<IServiceCollection>? configureServices)
     {
         IReadOnlyList<ShardState> shards;
         try
@@ -168,7 +170,7 @@ public static class GridSilo
 
         var silo = new LocalSiloDetails(options.ResolveName(), options.Region, options.ResolveEndpoint(options.Port));
         var app = BuildApplication(options, configuration, store, cluster, address, silo,
-            new SiloRunInfo(DateTimeOffset.UtcNow, options.IsCluster ? storeDescription : dataDirectory));
+            new SiloRunInfo(DateTimeOffset.UtcNow, options.IsCluster ? storeDescription : dataDirectory), configureServices);
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Rustorium.Grid.Silo");
         try
         {
@@ -221,7 +223,7 @@ public static class GridSilo
     }
 
     private static WebApplication BuildApplication(GridSiloOptions options, IConfiguration configuration, IShardStore store,
-        PostgresClusterStore? cluster, SiloAddress address, LocalSiloDetails silo, SiloRunInfo run)
+        PostgresClusterStore? cluster, SiloAddress address, LocalSiloDetails silo, SiloRunInfo run, Action<IServiceCollection>? configureServices)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
         // One configuration for everything, read and checked already (RGRID_ environment, command line, appsettings.json).
@@ -253,12 +255,14 @@ public static class GridSilo
             // before it stops listening.
             builder.Services.AddSingleton<IMembershipTable>(cluster);
             builder.Services.AddSingleton<IShardDirectory>(cluster);
+            builder.Services.AddSingleton<IGrainDirectory>(cluster);
             string? http = options.HttpPort == 0 ? null : $"http://{options.ResolveEndpoint(options.HttpPort)}";
             builder.Services.AddClusterShards(
                 () => new SiloRegistration(address, silo.Name, silo.Region, http),
                 options.Cluster.ToClusterOptions(), options.Cluster.ToPlacementOptions(), PlacementDirectors.Create(options.Cluster.Placement));
         }
         builder.Services.AddSingleton<SiloStatusReader>();
+        configureServices?.Invoke(builder.Services);
 
         var app = builder.Build();
         app.MapGet("/health", () => Results.Text("ok"));

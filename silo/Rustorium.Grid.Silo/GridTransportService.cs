@@ -62,11 +62,13 @@ internal sealed class GridTransportService : IHostedService, IAsyncDisposable
 internal static class SiloRequestHandler
 {
     /// <summary>
-    /// Remote grain calls: decoded and run through the silo's <see cref="ActivationDirectory"/>, the path local calls
-    /// take (validation, turns, activation), with the wire's standard codec.
+    /// Remote grain calls: decoded and run through the silo's grain call invoker — the <see cref="ActivationDirectory"/>, the
+    /// path local calls take (validation, turns, activation), or in a cluster the router in front of it, which forwards calls
+    /// of grains that live on another silo — with the wire's standard codec.
     /// </summary>
     public static IGridRequestHandler Create(IServiceProvider services) =>
         new GrainCallRequestHandler(
             services.GetRequiredService<ActivationDirectory>(),
-            logger: services.GetRequiredService<ILogger<GrainCallRequestHandler>>());
+            logger: services.GetRequiredService<ILogger<GrainCallRequestHandler>>(),
+            invoker: services.GetRequiredService<IGrainCallInvoker>());
 }

@@ -3,7 +3,9 @@ using Rustorium.Grid.Cluster;
 using Rustorium.Grid.Grains.Cluster;
 using Rustorium.Grid.Grains.Shards;
 using Rustorium.Grid.Runtime.Cluster;
+using Rustorium.Grid.Runtime.Grains;
 using Rustorium.Grid.Runtime.Remoting;
+using Microsoft.Extensions.Logging;
 
 namespace Microsoft.Extensions.DependencyInjection;
 
@@ -37,6 +39,17 @@ public static class ClusterShardServiceCollectionExtensions
         services.Replace(ServiceDescriptor.Singleton<IShardActivation>(sp => sp.GetRequiredService<ClusterShardActivation>()));
         services.Replace(ServiceDescriptor.Singleton<IShardMapSource, ClusterShardMapSource>());
         services.AddGrainRuntime(grains => grains.AddGrain<ISiloControlGrain, SiloControlGrain>());
+        // Directory-placed grains (every grain type not marked Local): one activation in the cluster, found through the
+        // grain directory, when the silo has one.
+        services.TryAddSingleton(sp => new ClusterGrainRouter(sp.GetRequiredService<ActivationDirectory>(), sp.GetRequiredService<GrainTypeRegistry>(),
+            sp.GetRequiredService<IGrainDirectory>(), sp.GetRequiredService<ClusterMembership>(), sp.GetRequiredService<SiloConnections>(),
+            sp.GetService<ILogger<ClusterGrainRouter>>()));
+        services.Replace(ServiceDescriptor.Singleton<IGrainCallInvoker>(sp => sp.GetService<IGrainDirectory>() is null
+            ? sp.GetRequiredService<LocalGrainCallInvoker>()
+            : sp.GetRequiredService<ClusterGrainRouter>()));
+        services.Replace(ServiceDescriptor.Singleton<IGrainActivationGate>(sp => sp.GetService<IGrainDirectory>() is null
+            ? null!
+            : sp.GetRequiredService<ClusterGrainRouter>()));
         services.AddSingleton<MembershipAgent>();
         services.AddHostedService(sp => sp.GetRequiredService<MembershipAgent>());
         services.AddSingleton<ShardOwnershipService>();

@@ -5,6 +5,7 @@ using Rustorium.Grid.Runtime.Grains;
 namespace Rustorium.Grid.Grains.Cluster;
 
 /// <summary>The silo's control grain (key 0): opens shards handed to it and moves shards it owns (see <see cref="ISiloControlGrain"/>).</summary>
+[GrainPlacement(GrainPlacementKind.Local)]
 public sealed class SiloControlGrain : Grain, ISiloControlGrain
 {
     private readonly ShardOwnershipService _ownership;

@@ -8,6 +8,7 @@ namespace Rustorium.Grid.Grains.Shards;
 /// The silo's system grain (key 0): answers the shard map from this silo's <see cref="IShardMapSource"/> (on a single silo:
 /// the store, every entry pointing at this silo; in a cluster: the directory, every entry pointing at its owner).
 /// </summary>
+[GrainPlacement(GrainPlacementKind.Local)]
 public sealed class ClusterGrain : Grain, IClusterGrain
 {
     private readonly IShardMapSource _source;

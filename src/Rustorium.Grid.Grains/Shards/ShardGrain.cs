@@ -18,6 +18,7 @@ namespace Rustorium.Grid.Grains.Shards;
 /// <see cref="GridErrorCode.InvalidArgument"/>. Null keys, values or operations are refused the same way, never as a
 /// .NET argument exception, so a remote caller always gets a typed answer.</para>
 /// </remarks>
+[GrainPlacement(GrainPlacementKind.Local)]
 public sealed class ShardGrain : Grain, IShardGrain
 {
     private readonly IShardStore _store;

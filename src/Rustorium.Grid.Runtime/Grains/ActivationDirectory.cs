@@ -34,7 +34,10 @@ public sealed class ActivationDirectory
         RuntimeOptions = runtimeOptions;
         TimeProvider = timeProvider;
         _logger = logger;
+        _gate = new Lazy<IGrainActivationGate?>(() => services.GetService(typeof(IGrainActivationGate)) as IGrainActivationGate);
     }
+
+    private readonly Lazy<IGrainActivationGate?> _gate;
 
     /// <summary>How many activations exist right now (in any state short of deactivated).</summary>
     public int Count => _activations.Count;
@@ -165,6 +168,28 @@ public sealed class ActivationDirectory
 
     internal void Remove(GrainActivation activation) =>
         _activations.TryRemove(KeyValuePair.Create(activation.GrainId, activation));
+
+    /// <summary>The silo's activation gate, if it has one (resolved on first use: the gate may itself depend on this directory).</summary>
+    internal IGrainActivationGate? Gate => _gate.Value;
+
+    /// <summary>Tells the gate that <paramref name="activation"/> has gone; its failures are logged, never thrown.</summary>
+    internal void NotifyRemoved(GrainActivation activation)
+    {
+        if (Gate is not { } gate) return;
+        _ = NotifyAsync(gate, activation);
+
+        async Task NotifyAsync(IGrainActivationGate g, GrainActivation a)
+        {
+            try
+            {
+                await g.OnRemovedAsync(a.GrainId, a.Registration).ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                _logger.LogWarning(ex, "The activation gate failed after grain {Grain} was deactivated", a.GrainId);
+            }
+        }
+    }
 
     internal CancellationTokenSource CreateActivationTimeout() => CreateTimeout(RuntimeOptions.ActivationTimeout);
 

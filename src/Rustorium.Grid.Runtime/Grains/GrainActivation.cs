@@ -406,6 +406,11 @@ internal sealed class GrainActivation
         GrainCallContext.Current = new GrainCallContext(this, _activationChain);
         try
         {
+            if (Directory.Gate is { } gate)
+            {
+                using var gateTimeout = Directory.CreateActivationTimeout();
+                await gate.OnActivatingAsync(GrainId, Registration, gateTimeout.Token); // stays on the activation's scheduler
+            }
             var scope = Directory.Services.CreateAsyncScope();
             _scope = scope;
             _instance = Grain.Construct(this, () => (Grain)ActivatorUtilities.CreateInstance(scope.ServiceProvider, Registration.GrainClass));
@@ -454,6 +459,7 @@ internal sealed class GrainActivation
         // a fresh activation (nothing broken stays behind in the directory).
         foreach (var item in waiting) item.Abandon(item.IsCall ? error : null);
         _finished.TrySetResult();
+        Directory.NotifyRemoved(this);
     }
 
     private async Task DeactivateAsync()
@@ -481,6 +487,7 @@ internal sealed class GrainActivation
             // Calls are held, not queued, once deactivating, and ticks are refused: the queue is empty here.
         }
         _finished.TrySetResult();
+        Directory.NotifyRemoved(this);
         if (held is not null)
         {
             foreach (var item in held) Directory.Dispatch(item);

@@ -11,7 +11,11 @@ public sealed class GrainTypeRegistration
     {
         Interface = grainInterface;
         GrainClass = grainClass;
+        Placement = grainClass.GetCustomAttribute<GrainPlacementAttribute>()?.Kind ?? GrainPlacementKind.Directory;
     }
+
+    /// <summary>Where its activations live in a cluster (<see cref="GrainPlacementAttribute"/> on the class; default <see cref="GrainPlacementKind.Directory"/>).</summary>
+    public GrainPlacementKind Placement { get; }
 
     /// <summary>The validated grain interface; its <see cref="GrainInterfaceDescription.Name"/> is the grain type name.</summary>
     public GrainInterfaceDescription Interface { get; }

@@ -27,6 +27,7 @@ namespace Rustorium.Grid.Runtime.Remoting;
 public sealed class GrainCallRequestHandler : IGridRequestHandler
 {
     private readonly ActivationDirectory _directory;
+    private readonly IGrainCallInvoker? _invoker;
     private readonly GridValueCodec _codec;
     private readonly ILogger _logger;
 
@@ -35,10 +36,13 @@ public sealed class GrainCallRequestHandler : IGridRequestHandler
     /// <param name="codec">Must register the same types under the same tags as the clients'; default <see cref="GridValueCodec.Default"/>.</param>
     /// <param name="logger">Where grain failures are logged with their stack traces; none by default.</param>
     /// <exception cref="ArgumentNullException"><paramref name="directory"/> is null.</exception>
-    public GrainCallRequestHandler(ActivationDirectory directory, GridValueCodec? codec = null, ILogger<GrainCallRequestHandler>? logger = null)
+    /// <param name="invoker">Runs the decoded calls; the directory itself by default (a cluster member passes its router).</param>
+    public GrainCallRequestHandler(ActivationDirectory directory, GridValueCodec? codec = null, ILogger<GrainCallRequestHandler>? logger = null,
+        IGrainCallInvoker? invoker = null)
     {
         ArgumentNullException.ThrowIfNull(directory);
         _directory = directory;
+        _invoker = invoker;
         _codec = codec ?? GridValueCodec.Default;
         _logger = logger ?? (ILogger)NullLogger.Instance;
     }
@@ -53,7 +57,7 @@ public sealed class GrainCallRequestHandler : IGridRequestHandler
         try
         {
             (call, method) = Decode(payload.Span);
-            running = _directory.InvokeAsync(call, cancellationToken);
+            running = _invoker is null ? _directory.InvokeAsync(call, cancellationToken) : _invoker.InvokeAsync(call, cancellationToken);
         }
         catch (Exception ex)
         {

@@ -40,6 +40,7 @@ public sealed class GrainClient : IGrainFactory, IAsyncDisposable
     {
         options ??= RemoteGrainCallOptions.Default;
         var invoker = new RemoteGrainCallInvoker(connection, options);
+        Invoker = invoker;
         _factory = new GrainFactory(invoker);
         _codec = options.Codec;
         _ownsConnection = ownsConnection;
@@ -64,6 +65,9 @@ public sealed class GrainClient : IGrainFactory, IAsyncDisposable
 
     /// <summary>The connection every call goes over.</summary>
     public GridConnection Connection { get; }
+
+    /// <summary>Sends prepared <see cref="GrainCall"/>s over <see cref="Connection"/> (a silo forwarding a call it received uses it).</summary>
+    public IGrainCallInvoker Invoker { get; }
 
     /// <inheritdoc />
     /// <exception cref="GridException"><see cref="GridErrorCode.InvalidArgument"/> also if a method of the interface has a parameter or result type without a wire encoding.</exception>

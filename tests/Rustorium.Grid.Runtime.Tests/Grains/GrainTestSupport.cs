@@ -92,10 +92,11 @@ internal sealed class TestSilo : IAsyncDisposable
 
     public GrainJournal Journal { get; }
 
-    public static async Task<TestSilo> StartAsync(Action<GrainRuntimeBuilder>? configure = null)
+    public static async Task<TestSilo> StartAsync(Action<GrainRuntimeBuilder>? configure = null, Action<IServiceCollection>? configureServices = null)
     {
         var services = new ServiceCollection();
         services.AddSingleton<GrainJournal>();
+        configureServices?.Invoke(services);
         services.AddGrainRuntime(grains =>
         {
             grains.AddGrain<ILifecycleGrain, LifecycleGrain>()

@@ -1,0 +1,202 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.DependencyInjection;
+using Rustorium.Grid.Client;
+using Rustorium.Grid.Cluster;
+using Rustorium.Grid.Runtime.Cluster;
+using Rustorium.Grid.Runtime.Grains;
+using Rustorium.Grid.Storage.Postgres;
+using Rustorium.Grid.Testing;
+using Xunit;
+
+namespace Rustorium.Grid.Silo.Tests.Cluster;
+
+/// <summary>A directory-placed test grain: a running total, and where it runs.</summary>
+[GrainType("test-tally")]
+public interface ITallyGrain : IGrainWithStringKey
+{
+    [GrainMethod(1)]
+    Task<long> AddAsync(long amount);
+
+    [GrainMethod(2)]
+    Task<string> HostAsync();
+}
+
+/// <summary>Counts its live activations per key across every in-process silo (statics are shared by the silos of one test process).</summary>
+public sealed class TallyGrain(ClusterMembership membership) : Grain, ITallyGrain
+{
+    public static readonly ConcurrentDictionary<string, int> Live = new(StringComparer.Ordinal);
+    public static readonly ConcurrentDictionary<string, int> MostLive = new(StringComparer.Ordinal);
+    private long _total;
+
+    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        int now = Live.AddOrUpdate(GrainId.StringKey, 1, (_, n) => n + 1);
+        MostLive.AddOrUpdate(GrainId.StringKey, now, (_, most) => Math.Max(most, now));
+        return Task.CompletedTask;
+    }
+
+    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        Live.AddOrUpdate(GrainId.StringKey, 0, (_, n) => n - 1);
+        return Task.CompletedTask;
+    }
+
+    public Task<long> AddAsync(long amount) => Task.FromResult(_total += amount);
+
+    public Task<string> HostAsync() => Task.FromResult(membership.Address.Endpoint);
+}
+
+/// <summary>
+/// The grain directory in a cluster: three silos hosted in this process (GridSilo.RunAsync, each with its own TCP listener,
+/// over one real PostgreSQL), clients connected to different silos calling the same grains at once.
+/// </summary>
+[Collection(ClusterTestCollection.Name)]
+public sealed class GrainDirectoryClusterTests
+{
+    private const string Schema = "rgrid";
+    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(60);
+
+    private sealed class InProcessSilo
+    {
+        private readonly CancellationTokenSource _stop = new();
+        private readonly TextWriter _error = TextWriter.Synchronized(new StringWriter());
+
+        public required string Endpoint { get; init; }
+        public Task<int> Run { get; private set; } = Task.FromResult(-1);
+        public string Errors => _error.ToString() ?? "";
+
+        public static async Task<InProcessSilo> StartAsync(string name, string connectionString, string dataDirectory)
+        {
+            int port = PostgresServer.FreePort();
+            var silo = new InProcessSilo { Endpoint = $"127.0.0.1:{port}" };
+            var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            string[] args =
+            [
+                "--store", "postgres", "--postgres", connectionString, "--schema", Schema, "--name", name,
+                "--data-dir", dataDirectory, "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--http-port", "0",
+                "--Silo:Cluster:HeartbeatInterval=00:00:00.5", "--Silo:Cluster:DeathTimeout=00:00:03", "--Silo:Cluster:Rebalance=false",
+                "--Logging:LogLevel:Default=Warning",
+            ];
+            silo.Run = Task.Run(() => GridSilo.RunAsync(args, TextWriter.Null, silo._error, silo._stop.Token, _ => started.TrySetResult(),
+                services => services.AddGrainRuntime(grains => grains.AddGrain<ITallyGrain, TallyGrain>())));
+            var first = await Task.WhenAny(started.Task, silo.Run).WaitAsync(Deadline);
+            if (first == silo.Run) throw new InvalidOperationException($"Silo {name} exited with {await silo.Run} before serving: {silo.Errors}");
+            return silo;
+        }
+
+        public async Task<int> StopAsync()
+        {
+            _stop.Cancel();
+            return await Run.WaitAsync(Deadline);
+        }
+    }
+
+    private static async Task<(PostgresClusterStore Store, List<InProcessSilo> Silos, TempDirectory Dir)> StartClusterAsync(int count)
+    {
+        var server = await PostgresServer.SharedAsync();
+        var connectionString = await server.CreateDatabaseAsync("grains");
+        var dir = new TempDirectory("rgrid-grains-");
+        var silos = new List<InProcessSilo>();
+        // One after the other: the first creates the schema and the shards; the others join.
+        for (int i = 1; i <= count; i++) silos.Add(await InProcessSilo.StartAsync($"silo-{i}", connectionString, Path.Combine(dir.Path, $"silo-{i}")));
+        var store = await PostgresClusterStore.OpenAsync(new PostgresClusterStoreOptions { ConnectionString = connectionString, Schema = Schema }, default);
+        var deadline = DateTime.UtcNow + Deadline;
+        while ((await store.ReadAllAsync(default)).Count(m => m.Status == Rustorium.Grid.Cluster.SiloStatus.Active) < count)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "The silos did not all become active members in time.");
+            await Task.Delay(50);
+        }
+        return (store, silos, dir);
+    }
+
+    private static async Task StopAllAsync(IEnumerable<InProcessSilo> silos)
+    {
+        foreach (var silo in silos) if (!silo.Run.IsCompleted) await silo.StopAsync();
+    }
+
+    [Fact]
+    public async Task EveryGrainHasOneActivationInTheClusterWhicheverSiloTheCallsReach()
+    {
+        var (store, silos, dir) = await StartClusterAsync(3);
+        await using var _ = store;
+        using var __ = dir;
+        var clients = new List<GridClient>();
+        try
+        {
+            foreach (var silo in silos) clients.Add(await GridClient.ConnectAsync([silo.Endpoint]));
+            var keys = Enumerable.Range(0, 24).Select(i => $"one-{i}-{Guid.NewGuid():N}").ToArray();
+
+            // Every grain is called through all three silos at once, ten times each: placement races, then forwarding.
+            await Task.WhenAll(keys.SelectMany(key => clients.SelectMany(client =>
+                Enumerable.Range(0, 10).Select(_ => client.GetGrain<ITallyGrain>(key).AddAsync(1)))));
+
+            var endpoints = silos.Select(s => s.Endpoint).ToHashSet();
+            foreach (var key in keys)
+            {
+                var hosts = await Task.WhenAll(clients.Select(c => c.GetGrain<ITallyGrain>(key).HostAsync()));
+                Assert.Single(hosts.Distinct());
+                Assert.Contains(hosts[0], endpoints);
+                Assert.Equal(30, await clients[0].GetGrain<ITallyGrain>(key).AddAsync(0)); // no call lost, none ran on a second activation
+                Assert.Equal(1, TallyGrain.MostLive[key]);
+
+                var entry = await store.LookupAsync(GrainId.Create("test-tally", key), default);
+                Assert.NotNull(entry);
+                Assert.Equal(hosts[0], entry.Silo.Endpoint);
+                Assert.Equal(1, entry.Epoch);
+            }
+            // Prefer-local placement spreads grains called from every silo over more than one silo.
+            var listed = (await store.ListAsync(default)).Where(e => keys.Contains(e.Grain.StringKey)).ToList();
+            Assert.Equal(keys.Length, listed.Count);
+            Assert.True(listed.Select(e => e.Silo).Distinct().Count() > 1, "Every grain was placed on one silo.");
+        }
+        finally
+        {
+            foreach (var client in clients) await client.DisposeAsync();
+            await StopAllAsync(silos);
+        }
+    }
+
+    [Fact]
+    public async Task GrainsOfASiloThatStopsOrIsDeclaredDeadComeBackOnALiveSiloWithANewEpoch()
+    {
+        var (store, silos, dir) = await StartClusterAsync(3);
+        await using var _ = store;
+        using var __ = dir;
+        // The client talks to the third silo, which stays up; the grains are placed on the first two by calls through them.
+        await using var client = await GridClient.ConnectAsync([silos[2].Endpoint]);
+        await using var viaFirst = await GridClient.ConnectAsync([silos[0].Endpoint]);
+        await using var viaSecond = await GridClient.ConnectAsync([silos[1].Endpoint]);
+        try
+        {
+            string stopping = $"stop-{Guid.NewGuid():N}", dying = $"die-{Guid.NewGuid():N}";
+            Assert.Equal(5, await viaFirst.GetGrain<ITallyGrain>(stopping).AddAsync(5));
+            Assert.Equal(7, await viaSecond.GetGrain<ITallyGrain>(dying).AddAsync(7));
+            Assert.Equal(silos[0].Endpoint, await client.GetGrain<ITallyGrain>(stopping).HostAsync());
+            Assert.Equal(silos[1].Endpoint, await client.GetGrain<ITallyGrain>(dying).HostAsync());
+
+            // A clean stop deactivates the grain and removes its registration (the epoch stays).
+            Assert.Equal(SiloExitCode.Ok, await silos[0].StopAsync());
+            Assert.Null(await store.LookupAsync(GrainId.Create("test-tally", stopping), default));
+            Assert.Equal(1, await client.GetGrain<ITallyGrain>(stopping).AddAsync(1)); // a new activation: its state was in memory
+            var moved = await store.LookupAsync(GrainId.Create("test-tally", stopping), default);
+            Assert.NotNull(moved);
+            Assert.Equal(2, moved.Epoch);
+            Assert.NotEqual(silos[0].Endpoint, moved.Silo.Endpoint);
+
+            // Declared dead by the cluster: the silo exits, and its grain is placed again on a live silo.
+            var member = (await store.ReadAllAsync(default)).Single(m => m.Address.Endpoint == silos[1].Endpoint && m.Status != Rustorium.Grid.Cluster.SiloStatus.Dead);
+            Assert.True(await store.DeclareDeadAsync(member.Address, TimeSpan.Zero, default));
+            Assert.Equal(SiloExitCode.DeclaredDead, await silos[1].Run.WaitAsync(Deadline));
+            Assert.Equal(3, await client.GetGrain<ITallyGrain>(dying).AddAsync(3));
+            var revived = await store.LookupAsync(GrainId.Create("test-tally", dying), default);
+            Assert.NotNull(revived);
+            Assert.Equal(2, revived.Epoch);
+            Assert.Equal(silos[2].Endpoint, revived.Silo.Endpoint);
+            Assert.Equal(silos[2].Endpoint, await client.GetGrain<ITallyGrain>(dying).HostAsync());
+        }
+        finally
+        {
+            await StopAllAsync(silos);
+        }
+    }
+}
