@@ -197,9 +197,7 @@ public sealed class GridClient : IAsyncDisposable
         public async ValueTask<object?> InvokeAsync(GrainCall call, CancellationToken cancellationToken)
         {
             GridException? last = null;
-            var candidates = new[] { client._lastMapSource }.Concat(client._map?.Shards.Select(s => s.Endpoint) ?? []).Concat(client._seeds)
-                .OfType<string>().Distinct(StringComparer.Ordinal);
-            foreach (var endpoint in candidates)
+            foreach (var endpoint in client.KnownEndpoints())
             {
                 GrainClient silo;
                 try
@@ -218,6 +216,10 @@ public sealed class GridClient : IAsyncDisposable
         }
     }
 
+    /// <summary>Every silo endpoint the client knows, once each: the one the shard map came from last, the map's owners, the seeds.</summary>
+    private List<string> KnownEndpoints() =>
+        new[] { _lastMapSource }.Concat(_map?.Shards.Select(s => s.Endpoint) ?? []).Concat(_seeds).OfType<string>().Distinct(StringComparer.Ordinal).ToList();
+
     /// <summary>Reloads the shard map from any reachable silo.</summary>
     public async Task<ShardMap> RefreshShardMapAsync(CancellationToken cancellationToken = default)
     {
@@ -227,8 +229,7 @@ public sealed class GridClient : IAsyncDisposable
             GridException? last = null;
             // The silo that answered last first; each gets a short deadline, so a paused silo (which still accepts
             // connections) costs one MapRefreshTimeout, not the whole call.
-            var candidates = new[] { _lastMapSource }.Concat(_map?.Shards.Select(s => s.Endpoint) ?? []).Concat(_seeds)
-                .OfType<string>().Distinct().ToList();
+            var candidates = KnownEndpoints();
             foreach (var endpoint in candidates)
             {
                 using var attempt = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);

@@ -57,9 +57,6 @@ public sealed class ClusterGrainRouter : IGrainCallInvoker, IGrainActivationGate
         _logger = logger ?? (ILogger)NullLogger.Instance;
     }
 
-    /// <summary>Directory grains this silo holds registrations for now (active here, or activating).</summary>
-    public int HeldRegistrations => _held.Count;
-
     /// <inheritdoc />
     public ValueTask<object?> InvokeAsync(GrainCall call, CancellationToken cancellationToken)
     {
@@ -86,7 +83,8 @@ public sealed class ClusterGrainRouter : IGrainCallInvoker, IGrainActivationGate
                     var entry = await _directory.RegisterAsync(grain, _membership.Address, cancellationToken).ConfigureAwait(false);
                     if (entry.Silo == _membership.Address)
                     {
-                        // Registered here: the new activation's gate finds the registration and keeps it.
+                        // Registered here: the new activation's gate finds it held and does not ask the directory again.
+                        _held[grain] = entry;
                         return await _activations.InvokeAsync(call, cancellationToken).ConfigureAwait(false);
                     }
                     remote = _remote[grain] = entry;
@@ -117,6 +115,9 @@ public sealed class ClusterGrainRouter : IGrainCallInvoker, IGrainActivationGate
         await _registrationLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            // Held already (the router registered it just now, or an earlier activation did and none has unregistered it since:
+            // that happens only under this lock): only this silo can give it up while it serves.
+            if (_held.ContainsKey(grain)) return;
             var entry = await _directory.RegisterAsync(grain, _membership.Address, cancellationToken).ConfigureAwait(false);
             if (entry.Silo != _membership.Address)
             {
