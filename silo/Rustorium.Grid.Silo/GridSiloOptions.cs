@@ -83,6 +83,13 @@ public sealed class GridSiloOptions
     /// </summary>
     public long RowCacheBytes { get; set; } = new Grains.Shards.ShardEngineOptions().RowCacheBytes;
 
+    /// <summary>
+    /// Least time between two folds of a shard's committed writes into its tree while few wait (docs/sharding.md): longer
+    /// folds share more of the tree (more writes/s); the published root and write-with-proof answers lag by up to this much.
+    /// 0..10 s. Default 250 ms.
+    /// </summary>
+    public TimeSpan FoldInterval { get; set; } = new Grains.Shards.ShardEngineOptions().FoldInterval;
+
     /// <summary>How long a shard grain may stay idle before it is deactivated (its engine closed). Positive. Default 15 minutes.</summary>
     public TimeSpan GrainCollectionAge { get; set; } = TimeSpan.FromMinutes(15);
 
@@ -202,6 +209,8 @@ public sealed class GridSiloOptions
         }
         if (RowCacheBytes is < 0 or > 16L << 30)
             problems.Add($"Silo:RowCacheBytes must be 0 (off) .. 17179869184 (16 GiB); got {RowCacheBytes}.");
+        if (FoldInterval < TimeSpan.Zero || FoldInterval > TimeSpan.FromSeconds(10))
+            problems.Add($"Silo:FoldInterval must be 00:00:00..00:00:10; got {FoldInterval}.");
         if (GrainCollectionAge <= TimeSpan.Zero)
             problems.Add($"Silo:GrainCollectionAge must be a positive duration (e.g. 00:15:00); got {GrainCollectionAge}.");
         if (DrainTimeout < TimeSpan.Zero || DrainTimeout > TimeSpan.FromMinutes(10))
@@ -218,6 +227,7 @@ public sealed class GridSiloOptions
         DefaultSyncMode = DefaultSyncMode,
         Region = Region,
         RowCacheBytes = RowCacheBytes,
+        FoldInterval = FoldInterval,
     };
 }
 

@@ -26,6 +26,8 @@ internal static class CommitChecks
         if (commit.NewKeyCount < 0) throw Invalid(commit, $"NewKeyCount {commit.NewKeyCount} is negative.");
         if (commit.Rows is null || commit.AddedNodes is null || commit.RemovedNodes is null)
             throw Invalid(commit, "Rows, AddedNodes and RemovedNodes must not be null (use empty lists).");
+        if (commit.NewRoot is null && (commit.AddedNodes.Count > 0 || commit.RemovedNodes.Count > 0))
+            throw Invalid(commit, "A data commit (NewRoot null) carries no tree nodes: the tree's changes go in a tree commit.");
 
         var rows = commit.Rows;
         count = rows.Count;
@@ -66,13 +68,55 @@ internal static class CommitChecks
 
     /// <summary>The stored key count plus the commit's effect must be the key count the commit claims.</summary>
     /// <exception cref="GridException"><see cref="GridErrorCode.InvalidArgument"/>: the writer's view of the shard (its tree) and the rows disagree.</exception>
-    public static void CheckKeyCount(ShardCommit commit, long storedKeyCount, long inserted, long deleted)
+    /// <returns>The new key count (also when the commit claims none: a data commit's count is the store's).</returns>
+    public static long CheckKeyCount(ShardCommit commit, long storedKeyCount, long inserted, long deleted)
     {
         long actual = storedKeyCount + inserted - deleted;
-        if (actual != commit.NewKeyCount)
+        if (commit.NewKeyCount is { } claimed && actual != claimed)
             throw Invalid(commit,
                 $"NewKeyCount is {commit.NewKeyCount} but the shard would hold {actual} keys ({storedKeyCount} stored, {inserted} inserted, " +
                 $"{deleted} deleted): the writer's tree and the stored rows disagree.");
+        return actual;
+    }
+
+    /// <summary>A combined commit (tree changes to its new version) needs the stored tree at the commit's expected version.</summary>
+    /// <exception cref="GridException"><see cref="GridErrorCode.InvalidArgument"/>.</exception>
+    public static void CheckCombined(ShardCommit commit, long storedTreeVersion)
+    {
+        if (commit.NewRoot is not null && storedTreeVersion != commit.ExpectedVersion)
+            throw Invalid(commit,
+                $"A combined commit (rows and tree) needs the tree at version {commit.ExpectedVersion}, but it is at {storedTreeVersion}: " +
+                "fold the unfolded changes first (tree commit), or commit the rows alone.");
+    }
+
+    // ---------------------------------------------------------------- tree commits
+
+    /// <summary>What a tree commit is checked against without the stored shard: the version step and the node lists.</summary>
+    /// <exception cref="GridException"><see cref="GridErrorCode.InvalidArgument"/>.</exception>
+    public static void CheckTreeCommit(ShardTreeCommit commit)
+    {
+        ArgumentNullException.ThrowIfNull(commit);
+        string what = $"Tree commit to shard {commit.ShardId}";
+        if (commit.ExpectedTreeVersion < 0) throw GridException.InvalidArgument($"{what} refused: ExpectedTreeVersion {commit.ExpectedTreeVersion} is negative.");
+        if (commit.NewTreeVersion <= commit.ExpectedTreeVersion)
+            throw GridException.InvalidArgument(
+                $"{what} refused: NewTreeVersion {commit.NewTreeVersion} must be greater than ExpectedTreeVersion {commit.ExpectedTreeVersion}.");
+        if (commit.AddedNodes is null || commit.RemovedNodes is null)
+            throw GridException.InvalidArgument($"{what} refused: AddedNodes and RemovedNodes must not be null (use empty lists).");
+    }
+
+    /// <summary>A tree commit against the stored shard: its epoch and tree version (Conflict), and a new tree version within the data.</summary>
+    /// <exception cref="GridException"><see cref="GridErrorCode.Conflict"/> or <see cref="GridErrorCode.InvalidArgument"/>.</exception>
+    public static void CheckTreeCommitAgainst(ShardTreeCommit commit, long epoch, long version, long treeVersion)
+    {
+        if (epoch != commit.Epoch || treeVersion != commit.ExpectedTreeVersion)
+            throw new GridException(GridErrorCode.Conflict,
+                $"Tree commit to shard {commit.ShardId} refused: it expects epoch {commit.Epoch} and tree version {commit.ExpectedTreeVersion}, " +
+                $"the shard is at epoch {epoch} and tree version {treeVersion}.");
+        if (commit.NewTreeVersion > version)
+            throw GridException.InvalidArgument(
+                $"Tree commit to shard {commit.ShardId} refused: NewTreeVersion {commit.NewTreeVersion} is past the shard's version {version}; " +
+                "a tree holds only committed data.");
     }
 
     // ---------------------------------------------------------------- splits and merges

@@ -62,22 +62,47 @@ public interface IShardStore : IAsyncDisposable
         CancellationToken cancellationToken);
 
     /// <summary>
-    /// Applies one commit atomically: data row upserts and deletes, tree node additions and removals, the
-    /// new version, root, key count and timestamp — only if the shard's epoch equals
+    /// Applies one commit atomically: data row upserts and deletes, the new version, key count and timestamp, and either the
+    /// tree's changes to that version (<see cref="ShardCommit.NewRoot"/> set: a <b>combined</b> commit) or nothing of the tree
+    /// (<see cref="ShardCommit.NewRoot"/> null: a <b>data</b> commit, whose keys are recorded as unfolded until a
+    /// <see cref="CommitTreeAsync"/> brings the tree past its version) — only if the shard's epoch equals
     /// <see cref="ShardCommit.Epoch"/> and its version equals <see cref="ShardCommit.ExpectedVersion"/>.
     /// </summary>
     /// <exception cref="GridException"><see cref="GridErrorCode.Conflict"/> if either expectation fails (nothing
     /// is written); <see cref="GridErrorCode.UnknownShard"/>; <see cref="GridErrorCode.InvalidArgument"/> for a
-    /// malformed commit (a key outside the shard's range, NewVersion ≤ ExpectedVersion, a null key, a key twice, or a
+    /// malformed commit (a key outside the shard's range, NewVersion ≤ ExpectedVersion, a null key, a key twice, a
     /// <see cref="ShardCommit.NewKeyCount"/> other than the stored count plus the keys the rows insert minus those they
-    /// delete — the store counts, so a writer whose tree disagrees with its rows is stopped; nothing is written).</exception>
+    /// delete — the store counts, so a writer whose tree disagrees with its rows is stopped —, a combined commit while the
+    /// shard has unfolded changes, or a data commit carrying tree nodes; nothing is written).</exception>
     ValueTask CommitAsync(ShardCommit commit, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Brings the stored tree of a shard from <see cref="ShardTreeCommit.ExpectedTreeVersion"/> to
+    /// <see cref="ShardTreeCommit.NewTreeVersion"/>: applies the node removals and additions, sets the root, and forgets the
+    /// unfolded keys of every data commit up to the new tree version — atomically, only if the shard's epoch and tree version
+    /// are the expected ones. The rows are not touched: they were committed (and acknowledged) by earlier data commits; the
+    /// tree folds them in afterwards (ARCHITECTURE.md: the ProofGrain folds committed batches and publishes (version, root)).
+    /// </summary>
+    /// <exception cref="GridException"><see cref="GridErrorCode.Conflict"/> if the epoch or the tree version moved on (nothing is
+    /// written); <see cref="GridErrorCode.UnknownShard"/>; <see cref="GridErrorCode.InvalidArgument"/> if NewTreeVersion is not
+    /// greater than ExpectedTreeVersion or is greater than the shard's version, or a node is malformed.</exception>
+    ValueTask CommitTreeAsync(ShardTreeCommit commit, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// The changes of a shard that its stored tree does not hold yet: every key written by a data commit after
+    /// <see cref="ShardState.TreeVersion"/>, once, in key order, with its current value (null: deleted), read in one snapshot
+    /// with the shard's version and tree version. Folding them into the tree at <see cref="ShardState.Root"/> gives the tree
+    /// of the shard's contents at <see cref="UnfoldedChanges.Version"/> (what a new owner does after a crash of the old one).
+    /// </summary>
+    /// <exception cref="GridException"><see cref="GridErrorCode.UnknownShard"/>.</exception>
+    ValueTask<UnfoldedChanges> ReadUnfoldedAsync(long shardId, CancellationToken cancellationToken);
 
     /// <summary>
     /// Splits shard <see cref="ShardSplit.ShardId"/> in two at <see cref="ShardSplit.SplitKey"/>, atomically: the shard keeps
     /// the keys below the split key (its range now ends there) and a new shard, with a new id, takes the keys from it on
     /// (to the old end). Both get the version <see cref="ShardSplit.NewVersion"/>, the shard's epoch (and, in a cluster, its
-    /// owner), and the complete trees given (each replaces whatever nodes the shard had). Only if the shard's epoch and
+    /// owner), and the complete trees given (each replaces whatever nodes the shard had; both trees are then at the new version and
+    /// nothing is unfolded). Only if the shard's epoch and
     /// version are the expected ones.
     /// </summary>
     /// <remarks>The new id has never been given to any shard of the store, also after merges: ids come from a counter the
@@ -98,7 +123,7 @@ public interface IShardStore : IAsyncDisposable
     /// <summary>
     /// Merges two adjacent shards into the left one, atomically: it takes the right one's rows and range (its range now
     /// ends where the right one ended), the version <see cref="ShardMerge.NewVersion"/> and the complete tree given (which
-    /// replaces both trees); the right shard is gone. Only if both shards' epochs and versions are the expected ones.
+    /// replaces both trees, at the new version, nothing unfolded); the right shard is gone. Only if both shards' epochs and versions are the expected ones.
     /// </summary>
     /// <remarks>The merged shard keeps the left one's epoch (and, in a cluster, its owner). Moved rows keep the version and
     /// time of the commit that wrote them. Afterwards the right id is unknown (<see cref="GridErrorCode.UnknownShard"/>) and a
@@ -130,10 +155,17 @@ public interface IShardNodeReader : IDisposable
 /// <param name="Range">The keys it owns.</param>
 /// <param name="Version">Incremented by every commit; 0 when new.</param>
 /// <param name="Epoch">Ownership epoch; incremented by every <see cref="IShardStore.ClaimAsync"/>.</param>
-/// <param name="Root">The sparse Merkle root of its contents at <paramref name="Version"/> (0 when empty).</param>
+/// <param name="Root">The sparse Merkle root of its contents at <paramref name="TreeVersion"/> (0 when empty): the stored tree's root.</param>
 /// <param name="KeyCount">Rows it holds.</param>
 /// <param name="UpdatedAtMicros">Unix time of the last commit in microseconds.</param>
-public sealed record ShardState(long ShardId, KeyRange Range, long Version, long Epoch, Fr Root, long KeyCount, long UpdatedAtMicros);
+/// <param name="TreeVersion">The version the stored tree (<paramref name="Root"/> and the nodes) is of: at most
+/// <paramref name="Version"/>; lower while data commits wait to be folded (<see cref="IShardStore.ReadUnfoldedAsync"/>).</param>
+public sealed record ShardState(long ShardId, KeyRange Range, long Version, long Epoch, Fr Root, long KeyCount, long UpdatedAtMicros,
+    long TreeVersion)
+{
+    /// <summary>True when the stored tree lags the rows: data commits after <see cref="TreeVersion"/> are not folded yet.</summary>
+    public bool HasUnfolded => TreeVersion < Version;
+}
 
 /// <summary>A stored row: the value and the version and time of the commit that wrote it.</summary>
 public sealed record StoredRow(byte[] Key, byte[] Value, long Version, long TimestampMicros);
@@ -156,11 +188,18 @@ public sealed class ShardCommit
     /// <summary>The version after the commit (greater than <see cref="ExpectedVersion"/>).</summary>
     public required long NewVersion { get; init; }
 
-    /// <summary>The tree root after the commit.</summary>
-    public required Fr NewRoot { get; init; }
+    /// <summary>
+    /// The tree root at <see cref="NewVersion"/> for a combined commit (rows and tree together; the tree must be at
+    /// <see cref="ExpectedVersion"/>); null for a data commit (rows only; the tree folds them in later through
+    /// <see cref="IShardStore.CommitTreeAsync"/>, and <see cref="AddedNodes"/> and <see cref="RemovedNodes"/> must be empty).
+    /// </summary>
+    public required Fr? NewRoot { get; init; }
 
-    /// <summary>The key count after the commit; the store checks it against the rows (see <see cref="IShardStore.CommitAsync"/>).</summary>
-    public required long NewKeyCount { get; init; }
+    /// <summary>
+    /// The key count after the commit; the store checks it against the rows (see <see cref="IShardStore.CommitAsync"/>).
+    /// Null: the store counts without checking (a data commit's writer has no tree to count with).
+    /// </summary>
+    public required long? NewKeyCount { get; init; }
 
     /// <summary>Commit time, Unix microseconds (stored on every written row).</summary>
     public required long TimestampMicros { get; init; }
@@ -174,6 +213,37 @@ public sealed class ShardCommit
     /// <summary>Hashes of tree nodes the commit removes.</summary>
     public IReadOnlyList<Fr> RemovedNodes { get; init; } = [];
 }
+
+/// <summary>A tree fold of one shard (see <see cref="IShardStore.CommitTreeAsync"/>).</summary>
+public sealed class ShardTreeCommit
+{
+    /// <summary>The shard.</summary>
+    public required long ShardId { get; init; }
+
+    /// <summary>The writer's ownership epoch: refused unless it is the shard's current epoch.</summary>
+    public required long Epoch { get; init; }
+
+    /// <summary>The tree version the fold built on: refused unless it is the shard's current tree version.</summary>
+    public required long ExpectedTreeVersion { get; init; }
+
+    /// <summary>The version of the data the tree holds after the fold: above ExpectedTreeVersion, at most the shard's version.</summary>
+    public required long NewTreeVersion { get; init; }
+
+    /// <summary>The tree root at <see cref="NewTreeVersion"/>.</summary>
+    public required Fr NewRoot { get; init; }
+
+    /// <summary>Tree nodes the fold adds.</summary>
+    public IReadOnlyList<SmtNodeEntry> AddedNodes { get; init; } = [];
+
+    /// <summary>Hashes of tree nodes the fold removes (applied before the additions).</summary>
+    public IReadOnlyList<Fr> RemovedNodes { get; init; } = [];
+}
+
+/// <summary>What a shard's stored tree does not hold yet (see <see cref="IShardStore.ReadUnfoldedAsync"/>).</summary>
+/// <param name="TreeVersion">The stored tree's version.</param>
+/// <param name="Version">The shard's data version: folding <paramref name="Rows"/> brings the tree to it.</param>
+/// <param name="Rows">Each key written after the tree version, once, in key order, with its current value (null: deleted).</param>
+public sealed record UnfoldedChanges(long TreeVersion, long Version, IReadOnlyList<RowWrite> Rows);
 
 /// <summary>A split of one shard in two (see <see cref="IShardStore.SplitAsync"/>).</summary>
 public sealed class ShardSplit

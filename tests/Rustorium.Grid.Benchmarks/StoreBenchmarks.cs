@@ -133,13 +133,13 @@ internal sealed class StoreCommitter : IAsyncDisposable
             Epoch = _shard.Epoch,
             ExpectedVersion = _shard.Version,
             NewVersion = _shard.Version + 1,
-            NewRoot = Fr.Zero,
-            NewKeyCount = _shard.KeyCount + rows.Length,
+            NewRoot = null, // a data commit, as the grid's write path makes (the tree folds it later)
+            NewKeyCount = null,
             TimestampMicros = _shard.Version + 1,
             Rows = rows,
         };
         await _store.CommitAsync(commit, CancellationToken.None);
-        _shard = _shard with { Version = commit.NewVersion, KeyCount = commit.NewKeyCount };
+        _shard = _shard with { Version = commit.NewVersion };
     }
 
     public ValueTask DisposeAsync() => _store.DisposeAsync();

@@ -30,6 +30,10 @@ internal abstract class ForwardingShardStore(IShardStore inner) : IShardStore
 
     public ValueTask<ShardState> MergeAsync(ShardMerge merge, CancellationToken cancellationToken) => inner.MergeAsync(merge, cancellationToken);
 
+    public virtual ValueTask CommitTreeAsync(ShardTreeCommit commit, CancellationToken cancellationToken) => inner.CommitTreeAsync(commit, cancellationToken);
+
+    public ValueTask<UnfoldedChanges> ReadUnfoldedAsync(long shardId, CancellationToken cancellationToken) => inner.ReadUnfoldedAsync(shardId, cancellationToken);
+
     public IShardNodeReader OpenNodeReader(long shardId) => inner.OpenNodeReader(shardId);
 
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;

@@ -126,7 +126,8 @@ public sealed class ShardEngineTests : IAsyncLifetime
         for (int i = 0; i < results.Length; i++)
         {
             var r = results[i];
-            Assert.Equal(r.Write.Version, r.Proof.Version);
+            // Proven at the tree version of the fold that holds the write, never past a later write of the key.
+            Assert.True(r.Proof.Version >= r.Write.Version, $"proof of v{r.Proof.Version} for a write at v{r.Write.Version}");
             r.Proof.EnsureVerifies(B("hot"), B($"value {i}"));
         }
     }
@@ -146,10 +147,13 @@ public sealed class ShardEngineTests : IAsyncLifetime
             }
             await Task.WhenAll(ops).WaitAsync(Deadline);
         }
+        await engine.WaitForTreeAsync().WaitAsync(Deadline);
         Assert.Equal(await RecomputedRootAsync(), engine.Root);
         var state = await _store.GetShardAsync(_shard, default);
         Assert.Equal(engine.Root, state.Root);
         Assert.Equal(engine.Version, state.Version);
+        Assert.Equal(state.Version, state.TreeVersion);
+        Assert.Equal(engine.Version, engine.TreeVersion);
         Assert.Equal(state.KeyCount, engine.KeyCount);
     }
 
@@ -161,6 +165,7 @@ public sealed class ShardEngineTests : IAsyncLifetime
         await using (var engine = await OpenEngineAsync())
         {
             for (int i = 0; i < 50; i++) await engine.PutAsync(B($"r{i}"), B($"{i}"));
+            await engine.WaitForTreeAsync().WaitAsync(Deadline);
             epoch = engine.Epoch;
             root = engine.Root;
         }
@@ -189,53 +194,132 @@ public sealed class ShardEngineTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task AGroupFoldedWhileThePreviousCommitWasInFlightFailsWithItAndTheTreeStaysHonest()
+    public async Task ADataCommitThatFailsFailsItsWritesStoresNothingAndTheNextGroupCommitsInItsPlace()
     {
         var gated = new GatedStore(_store, gatedVersion: 2);
-        // Fold every group at once, however small, so the next group is folded while the gated commit is in flight.
-        await using var engine = await ShardEngine.OpenAsync(gated, _shard, new ShardEngineOptions { PipelineMinRows = 1 }, default);
+        await using var engine = await ShardEngine.OpenAsync(gated, _shard, new ShardEngineOptions(), default);
         try
         {
             await engine.PutAsync(B("k1"), B("1"));
-            var rootAfterFirst = engine.Root;
-
             var second = engine.PutAsync(B("k2"), B("2"));
-            await gated.Entered.Task.WaitAsync(Deadline); // version 2's commit is in flight, held at the gate
-            // The next group is hashed and folded on top meanwhile: its Async write is acknowledged at the fold.
-            var third = engine.PutAsync(B("k3"), B("3"));
-            var thirdAsync = await engine.PutAsync(B("k3a"), B("3a"), SyncMode.Async).WaitAsync(Deadline);
-            Assert.Equal(3, thirdAsync.Version);
-            Assert.Equal(rootAfterFirst, engine.Root); // folded, not committed: the published root has not moved
-            // A read with a proof waits for the commit in flight (rows and committed tree are then of one version).
-            var readDuringCommit = engine.ReadAsync(B("k1"));
-            Assert.False(readDuringCommit.IsCompleted);
+            await gated.Entered.Task.WaitAsync(Deadline); // version 2's data commit is in flight, held at the gate
+            var third = engine.PutAsync(B("k3"), B("3")); // queued behind it: one data commit of a shard at a time
+            Assert.False(third.IsCompleted);
 
             gated.Fail(new GridException(GridErrorCode.Unavailable, "disk error (injected)"));
-            var k1 = await readDuringCommit.WaitAsync(Deadline);
-            Assert.Equal(B("1"), k1.Value);
-            Assert.Equal(1, k1.Version);
-            Assert.True(k1.Proof!.Verifies(B("k1"), B("1")));
             Assert.Equal(GridErrorCode.Unavailable, (await Assert.ThrowsAsync<GridException>(() => second)).Code);
-            Assert.Equal(GridErrorCode.Unavailable, (await Assert.ThrowsAsync<GridException>(() => third)).Code);
+            Assert.Equal(2, (await third.WaitAsync(Deadline)).Version); // the next group takes the version the failed one never got
+            Assert.Null(await _store.GetAsync(_shard, B("k2"), default));
 
-            // Nothing of either group is stored, and the tree was rolled back to the committed state.
-            Assert.Equal(rootAfterFirst, engine.Root);
-            Assert.Equal(1, engine.Version);
-            foreach (var k in new[] { "k2", "k3", "k3a" }) Assert.Null(await _store.GetAsync(_shard, B(k), default));
-            var read = await engine.ReadAsync(B("k3"));
-            Assert.Null(read.Value);
-            Assert.True(read.Proof!.Verifies(B("k3"), null));
-
-            // The next writes commit on the committed state, at the next version, with a root that is the rows' own.
-            var fourth = await engine.PutAsync(B("k4"), B("4"));
-            Assert.Equal(2, fourth.Version);
-            Assert.Equal(await RecomputedRootAsync(), (await _store.GetShardAsync(_shard, default)).Root);
+            await engine.WaitForTreeAsync().WaitAsync(Deadline);
+            Assert.Equal(await RecomputedRootAsync(), engine.Root);
             Assert.Equal(engine.Root, (await _store.GetShardAsync(_shard, default)).Root);
-    
+            var absent = await engine.ReadAsync(B("k2"));
+            Assert.Null(absent.Value);
+            Assert.True(absent.Proof!.Verifies(B("k2"), null));
+            Assert.True((await engine.ReadAsync(B("k3"))).Proof!.Verifies(B("k3"), B("3")));
         }
         finally
         {
             gated.Fail(new GridException(GridErrorCode.Unavailable, "released at the end of the test")); // never leave the engine's close waiting
+        }
+    }
+
+    [Fact]
+    public async Task WritesAreAcknowledgedBeforeTheirFoldAndAFailedTreeCommitIsRetried()
+    {
+        var trees = new FailingTreeStore(_store) { Failing = true };
+        await using var engine = await ShardEngine.OpenAsync(trees, _shard, new ShardEngineOptions(), default);
+        // Durable and readable while no tree commit gets through.
+        for (int i = 0; i < 20; i++) await engine.PutAsync(B($"t{i}"), B($"{i}")).WaitAsync(Deadline);
+        Assert.Equal(B("7"), await engine.GetAsync(B("t7")));
+        Assert.Equal(B("7"), (await _store.GetAsync(_shard, B("t7"), default))!.Value);
+        await trees.Refused.Task.WaitAsync(Deadline);
+        var state = await _store.GetShardAsync(_shard, default);
+        Assert.True(state.TreeVersion < state.Version, $"tree v{state.TreeVersion}, data v{state.Version}");
+        Assert.Equal(0, engine.TreeVersion);
+
+        // A proof read waits for the tree to reach the data it began at.
+        var proven = engine.ReadAsync(B("t7"));
+        Assert.False(proven.IsCompleted);
+
+        trees.Failing = false; // the folder retries the same fold
+        var read = await proven.WaitAsync(Deadline);
+        Assert.Equal(B("7"), read.Value);
+        Assert.True(read.Version >= 20);
+        read.Proof!.EnsureVerifies(B("t7"), B("7"));
+        await engine.WaitForTreeAsync().WaitAsync(Deadline);
+        Assert.Equal(await RecomputedRootAsync(), engine.Root);
+        Assert.Empty((await _store.ReadUnfoldedAsync(_shard, default)).Rows);
+    }
+
+    [Fact]
+    public async Task AProofIsNotKeptWaitingForTheFoldInterval()
+    {
+        // Plain writes wait up to ten seconds to fold together; a write-with-proof or a proof read starts the fold at once.
+        await using var engine = await OpenEngineAsync(new ShardEngineOptions { FoldInterval = TimeSpan.FromSeconds(10) });
+        await engine.PutAsync(B("first"), B("1")); // the first fold starts at once, the next ones wait out the interval
+        await engine.WaitForTreeAsync().WaitAsync(Deadline);
+        var quick = TimeSpan.FromSeconds(5);
+        await engine.PutAsync(B("plain"), B("2"));
+        var proven = await engine.WriteWithProofAsync(B("proven"), B("3")).WaitAsync(quick);
+        proven.Proof.EnsureVerifies(B("proven"), B("3"));
+        await engine.PutAsync(B("plain"), B("4"));
+        var read = await engine.ReadAsync(B("plain")).WaitAsync(quick);
+        read.Proof!.EnsureVerifies(B("plain"), B("4"));
+    }
+
+    [Fact]
+    public async Task ANewOwnerFoldsWhatItsPredecessorCommittedButNeverFolded()
+    {
+        // Some keys folded for good first.
+        await using (var first = await OpenEngineAsync())
+        {
+            for (int i = 0; i < 30; i++) await first.PutAsync(B($"base-{i}"), B($"v{i}"));
+        }
+        // Then an owner whose tree commits never land (as if it crashed after its data commits): updates, deletes, inserts.
+        var trees = new FailingTreeStore(_store) { Failing = true };
+        await using (var crashed = await ShardEngine.OpenAsync(trees, _shard, new ShardEngineOptions(), default))
+        {
+            for (int i = 0; i < 10; i++) await crashed.PutAsync(B($"base-{i}"), B($"w{i}"));
+            for (int i = 10; i < 20; i++) await crashed.DeleteAsync(B($"base-{i}"));
+            await crashed.BatchAsync(Enumerable.Range(0, 15).Select(i => BatchOperation.Put(B($"new-{i}"), B($"n{i}"))).ToList());
+            await crashed.DeleteAsync(B("new-3"));
+        }
+        var left = await _store.GetShardAsync(_shard, default);
+        Assert.True(left.HasUnfolded);
+        var unfolded = await _store.ReadUnfoldedAsync(_shard, default);
+        Assert.Equal(10 + 10 + 15, unfolded.Rows.Count); // each key once
+        Assert.Null(unfolded.Rows.Single(r => r.Key.AsSpan().SequenceEqual(B("new-3"))).Value);
+
+        await using var next = await OpenEngineAsync();
+        await next.WaitForTreeAsync().WaitAsync(Deadline);
+        var state = await _store.GetShardAsync(_shard, default);
+        Assert.Equal(state.Version, state.TreeVersion);
+        Assert.Equal(await RecomputedRootAsync(), state.Root);
+        Assert.Equal(state.Root, next.Root);
+        Assert.Equal(30 - 10 + 14, state.KeyCount);
+        Assert.Equal(state.KeyCount, next.KeyCount);
+        Assert.Empty((await _store.ReadUnfoldedAsync(_shard, default)).Rows);
+        (await next.ReadAsync(B("base-3"))).Proof!.EnsureVerifies(B("base-3"), B("w3"));
+        (await next.ReadAsync(B("base-13"))).Proof!.EnsureVerifies(B("base-13"), null);
+        (await next.ReadAsync(B("base-25"))).Proof!.EnsureVerifies(B("base-25"), B("v25"));
+        (await next.ReadAsync(B("new-3"))).Proof!.EnsureVerifies(B("new-3"), null);
+        (await next.ReadAsync(B("new-4"))).Proof!.EnsureVerifies(B("new-4"), B("n4"));
+    }
+
+    /// <summary>The real store, except that tree commits fail (an injected disk error) while <see cref="Failing"/> is set.</summary>
+    private sealed class FailingTreeStore(IShardStore inner) : ForwardingShardStore(inner)
+    {
+        public volatile bool Failing;
+
+        public TaskCompletionSource Refused { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public override ValueTask CommitTreeAsync(ShardTreeCommit commit, CancellationToken cancellationToken)
+        {
+            if (!Failing) return base.CommitTreeAsync(commit, cancellationToken);
+            Refused.TrySetResult();
+            throw new GridException(GridErrorCode.Unavailable, "tree commit refused (injected)");
         }
     }
 
@@ -365,6 +449,7 @@ public sealed class ShardEngineTests : IAsyncLifetime
     {
         await using var engine = await OpenEngineAsync();
         await engine.PutAsync(B("stay"), B("1"));
+        await engine.WaitForTreeAsync().WaitAsync(Deadline);
         var root = engine.Root;
         long version = engine.Version;
         await _store.ClaimAsync(_shard, default); // the next commit is refused

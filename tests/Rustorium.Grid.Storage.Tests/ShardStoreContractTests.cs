@@ -174,7 +174,8 @@ public abstract class ShardStoreContractTests
         var after = await store.GetShardAsync(shard.ShardId, _ct);
         Assert.Equal(shard with
         {
-            Version = commit.NewVersion, Root = commit.NewRoot, KeyCount = 2, UpdatedAtMicros = commit.TimestampMicros,
+            Version = commit.NewVersion, Root = commit.NewRoot!.Value, KeyCount = 2, UpdatedAtMicros = commit.TimestampMicros,
+            TreeVersion = commit.NewVersion, // a combined commit moves the tree with the rows
         }, after);
         var row = await store.GetAsync(shard.ShardId, K("41"), _ct);
         Assert.NotNull(row);
@@ -512,10 +513,10 @@ public abstract class ShardStoreContractTests
         var (left, right) = await store.SplitAsync(split, _ct);
 
         Assert.Equal(new ShardState(shard.ShardId, Range("40", "60"), split.NewVersion, shard.Epoch, split.LeftRoot, split.LeftKeyCount,
-            split.TimestampMicros), left);
+            split.TimestampMicros, split.NewVersion), left);
         Assert.Equal(before.Max(s => s.ShardId) + 1, right.ShardId);
         Assert.Equal(new ShardState(right.ShardId, Range("60", "80"), split.NewVersion, shard.Epoch, split.RightRoot, split.RightKeyCount,
-            split.TimestampMicros), right);
+            split.TimestampMicros, split.NewVersion), right);
         Assert.True(split.LeftKeyCount > 50 && split.RightKeyCount > 50, "both sides hold rows");
 
         // The left shard's tree was replaced: the old root and the right side's leaves are gone from it, its own nodes are there.
@@ -642,7 +643,8 @@ public abstract class ShardStoreContractTests
         Assert.Equal(tree.Root, merge.Root); // the same rows make the same tree
         var merged = await store.MergeAsync(merge, _ct);
 
-        Assert.Equal(new ShardState(shard.ShardId, Range("40", "80"), merge.NewVersion, shard.Epoch, tree.Root, rows.Length, merge.TimestampMicros), merged);
+        Assert.Equal(new ShardState(shard.ShardId, Range("40", "80"), merge.NewVersion, shard.Epoch, tree.Root, rows.Length, merge.TimestampMicros,
+            merge.NewVersion), merged);
         // The right shard is gone, nodes and all, and its old reader finds nothing.
         foreach (var node in rightTree.Nodes) Assert.False(rightReader.TryGetNode(node.Hash, out _));
         rightReader.Dispose();
@@ -862,6 +864,314 @@ public abstract class ShardStoreContractTests
         var (_, tail2) = await store.SplitAsync(SplitOf(await ShardAtAsync(store, "80"), K("c0"), []), _ct);
         Assert.True(used.Add(tail2.ShardId), $"after reopening, a split gave id {tail2.ShardId}, used before ({string.Join(", ", used.Order())})");
         await AssertLayoutCompleteAsync(store);
+    }
+
+    // ---------------------------------------------------------------- the decoupled tree: data commits, tree commits, unfolded changes
+
+    [Fact]
+    public async Task ADataCommitMovesTheDataAndLeavesTheTreeWithItsKeysUnfolded()
+    {
+        var (store, _, shard, rows, tree) = await NewFilledShardAsync(40);
+        await using var opened = store;
+        Assert.Equal(shard.Version, shard.TreeVersion);
+        Assert.False(shard.HasUnfolded);
+        Assert.Empty((await store.ReadUnfoldedAsync(shard.ShardId, _ct)).Rows);
+
+        // The store counts a data commit's keys: 2 inserted, 1 deleted.
+        var first = DataCommit(shard, Put("41", "01"), Put("50", "02"), Del(Hex(rows[0].Key)));
+        await store.CommitAsync(first, _ct);
+        var afterFirst = await store.GetShardAsync(shard.ShardId, _ct);
+        Assert.Equal(shard with { Version = first.NewVersion, KeyCount = rows.Length + 1, UpdatedAtMicros = first.TimestampMicros }, afterFirst);
+
+        // An overwrite, a delete of a key the first one inserted, two inserts (one a prefix of a stored key), an absent delete: +1.
+        var second = DataCommit(afterFirst, Put("41", "03"), Del("50"), Put("4000", "04"), Put("7f", "05"), Del("4fff"));
+        await store.CommitAsync(second, _ct);
+        var after = await store.GetShardAsync(shard.ShardId, _ct);
+        Assert.Equal(shard with { Version = second.NewVersion, KeyCount = rows.Length + 2, UpdatedAtMicros = second.TimestampMicros }, after);
+        Assert.Equal(tree.Root, after.Root);
+        Assert.True(after.HasUnfolded);
+
+        var current = Applied(rows, first.Rows, second.Rows);
+        Assert.Equal(current.Select(r => Hex(r.Key) + "=" + Hex(r.Value!)),
+            (await store.ScanAsync(shard.ShardId, Array.Empty<byte>(), null, 100_000, _ct)).Select(r => Hex(r.Key) + "=" + Hex(r.Value)));
+        Assert.Equal(second.NewVersion, (await store.GetAsync(shard.ShardId, K("41"), _ct))!.Version);
+
+        // Every key either commit wrote, once, in key order (a prefix first), with its value now; deleted ones (also the
+        // absent one) with none.
+        var unfolded = await store.ReadUnfoldedAsync(shard.ShardId, _ct);
+        Assert.Equal(shard.TreeVersion, unfolded.TreeVersion);
+        Assert.Equal(second.NewVersion, unfolded.Version);
+        Assert.Equal(["4000=04", "400000=null", "41=03", "4fff=null", "50=null", "7f=05"], Listed(unfolded));
+
+        // The tree is untouched: its nodes are all there, the data commits added none.
+        using var reader = store.OpenNodeReader(shard.ShardId);
+        AssertNodes(reader, tree.Nodes);
+        Assert.False(reader.TryGetNode(TreeOf(current).Root, out _));
+    }
+
+    [Fact]
+    public async Task ATreeCommitFoldsUpToItsVersionAndForgetsOnlyTheKeysItFolded()
+    {
+        var (store, _, shard, rows, tree) = await NewFilledShardAsync(40);
+        await using var opened = store;
+        var v2 = DataCommit(shard, Put("41", "01"), Del(Hex(rows[0].Key)), Put("55", "02"));
+        await store.CommitAsync(v2, _ct);
+        var v3 = DataCommit(await store.GetShardAsync(shard.ShardId, _ct), Put("41", "03"), Put("42", "04"));
+        await store.CommitAsync(v3, _ct);
+        var before = await store.GetShardAsync(shard.ShardId, _ct);
+
+        // Fold version 2 alone (what the tree has caught up with so far): its tree holds v2's values (41 = 01), not v3's.
+        var rowsAt2 = Applied(rows, v2.Rows);
+        var fold = FoldOf(store, before, v2.Rows, v2.NewVersion);
+        Assert.Equal(TreeOf(rowsAt2).Root, fold.NewRoot);
+        Assert.NotEmpty(fold.RemovedNodes);
+        await store.CommitTreeAsync(fold, _ct);
+
+        var folded = await store.GetShardAsync(shard.ShardId, _ct);
+        Assert.Equal(before with { Root = fold.NewRoot, TreeVersion = v2.NewVersion }, folded); // the data (version, count, time) stays
+        using (var reader = store.OpenNodeReader(shard.ShardId))
+        {
+            AssertNodes(reader, fold.AddedNodes);
+            var readded = fold.AddedNodes.Select(n => n.Hash).ToHashSet();
+            foreach (var removed in fold.RemovedNodes.Where(h => !readded.Contains(h))) Assert.False(reader.TryGetNode(removed, out _));
+            Assert.False(reader.TryGetNode(tree.Root, out _));
+        }
+        var unfolded = await store.ReadUnfoldedAsync(shard.ShardId, _ct);
+        Assert.Equal(v2.NewVersion, unfolded.TreeVersion);
+        Assert.Equal(v3.NewVersion, unfolded.Version);
+        // 400000 and 55 were folded; 41 was folded at version 2 but written again at 3, so it is still unfolded.
+        Assert.Equal(["41=03", "42=04"], Listed(unfolded));
+
+        // Folding what the store lists brings the tree to the data: it is then the tree of the shard's rows.
+        var rest = FoldOf(store, folded, unfolded.Rows, unfolded.Version);
+        await store.CommitTreeAsync(rest, _ct);
+        var state = await store.GetShardAsync(shard.ShardId, _ct);
+        Assert.Equal(folded with { Root = rest.NewRoot, TreeVersion = v3.NewVersion }, state);
+        Assert.False(state.HasUnfolded);
+        var nothing = await store.ReadUnfoldedAsync(shard.ShardId, _ct);
+        Assert.Empty(nothing.Rows);
+        Assert.Equal((state.Version, state.Version), (nothing.TreeVersion, nothing.Version));
+        var current = Applied(rowsAt2, v3.Rows);
+        await AssertHoldsAsync(store, state, current, TreeOf(current));
+
+        // With the tree caught up, a combined commit is accepted again and moves both.
+        var combined = Next(state, state.KeyCount + 1, Put("43", "05"));
+        await store.CommitAsync(combined, _ct);
+        var last = await store.GetShardAsync(shard.ShardId, _ct);
+        Assert.Equal((combined.NewVersion, combined.NewVersion, combined.NewRoot!.Value), (last.Version, last.TreeVersion, last.Root));
+        Assert.Empty((await store.ReadUnfoldedAsync(shard.ShardId, _ct)).Rows);
+    }
+
+    [Fact]
+    public async Task RefusedTreeAndDataCommitsGetTheirCodesAndChangeNothing()
+    {
+        var (store, name, shard, rows, tree) = await NewFilledShardAsync(40);
+        var v2 = DataCommit(shard, Put("41", "01"), Del(Hex(rows[0].Key)));
+        await store.CommitAsync(v2, _ct);
+        var v3 = DataCommit(await store.GetShardAsync(shard.ShardId, _ct), Put("42", "02"));
+        await store.CommitAsync(v3, _ct);
+        var old = await store.GetShardAsync(shard.ShardId, _ct);
+        var stale = FoldOf(store, old, v2.Rows, v2.NewVersion); // built by the owner that is about to lose the shard
+        var current = await store.ClaimAsync(shard.ShardId, _ct);
+        var good = FoldOf(store, current, v2.Rows, v2.NewVersion);
+        Assert.Equal(stale.NewRoot, good.NewRoot);
+        Assert.Equal((1L, 3L), (current.TreeVersion, current.Version));
+        var snapshot = await SnapshotAsync(store);
+        var unfolded = Listed(await store.ReadUnfoldedAsync(shard.ShardId, _ct));
+
+        var e = await Assert.ThrowsAsync<GridException>(async () => await store.CommitTreeAsync(stale, _ct));
+        Assert.Equal(GridErrorCode.Conflict, e.Code);
+        Assert.Contains("epoch", e.Message);
+        (ShardTreeCommit Commit, GridErrorCode Code, string Why)[] treeCommits =
+        [
+            (WithTreeVersions(good, expected: 2, next: 3), GridErrorCode.Conflict, "the tree is at 1, not 2"),
+            (WithTreeVersions(good, expected: 0, next: 2), GridErrorCode.Conflict, "the tree is at 1, not 0"),
+            (WithTreeVersions(good, expected: 1, next: 4), GridErrorCode.InvalidArgument, "past the shard's version 3"),
+            (WithTreeVersions(good, expected: 1, next: 1), GridErrorCode.InvalidArgument, "not after the expected tree version"),
+            (WithTreeVersions(good, expected: 1, next: 0), GridErrorCode.InvalidArgument, "before the expected tree version"),
+        ];
+        foreach (var (commit, code, why) in treeCommits)
+        {
+            var refused = await Assert.ThrowsAsync<GridException>(async () => await store.CommitTreeAsync(commit, _ct));
+            Assert.True(refused.Code == code, $"{why}: {refused.Code} {refused.Message}");
+        }
+
+        (ShardCommit Commit, string Why)[] commits =
+        [
+            (WithNodes(Next(current, current.KeyCount + 1, Put("43", "03")), good.AddedNodes.ToArray(), good.RemovedNodes.ToArray()),
+                "a combined commit while changes are unfolded"),
+            (Next(current, current.KeyCount + 1, Put("43", "03")), "a combined commit without nodes while changes are unfolded"),
+            (WithNodes(DataCommit(current, Put("43", "03")), good.AddedNodes.ToArray(), []), "a data commit adding nodes"),
+            (WithNodes(DataCommit(current, Put("43", "03")), [], [tree.Root]), "a data commit removing nodes"),
+            (DataCommit(current, current.KeyCount, Put("43", "03")), "a data commit with a wrong key count"),
+        ];
+        foreach (var (commit, why) in commits)
+        {
+            var refused = await Assert.ThrowsAsync<GridException>(async () => await store.CommitAsync(commit, _ct));
+            Assert.True(refused.Code == GridErrorCode.InvalidArgument, $"{why}: {refused.Code} {refused.Message}");
+        }
+        const long unknown = 987_654;
+        Assert.Equal(GridErrorCode.UnknownShard, await ErrorOf(async () => await store.ReadUnfoldedAsync(unknown, _ct)));
+        var elsewhere = new ShardTreeCommit
+        {
+            ShardId = unknown, Epoch = good.Epoch, ExpectedTreeVersion = 1, NewTreeVersion = 2, NewRoot = good.NewRoot, AddedNodes = good.AddedNodes,
+        };
+        Assert.Equal(GridErrorCode.UnknownShard, await ErrorOf(async () => await store.CommitTreeAsync(elsewhere, _ct)));
+
+        await AssertNothingFoldedAsync(store, snapshot, unfolded, shard.ShardId, tree, good.NewRoot);
+        store = await ReopenAsync(store, name);
+        await using var opened = store;
+        await AssertNothingFoldedAsync(store, snapshot, unfolded, shard.ShardId, tree, good.NewRoot);
+
+        // The same fold with the current epoch and versions applies; a data commit with the right explicit count too.
+        await store.CommitTreeAsync(good, _ct);
+        Assert.Equal(v2.NewVersion, (await store.GetShardAsync(shard.ShardId, _ct)).TreeVersion);
+        await store.CommitAsync(DataCommit(current, current.KeyCount + 1, Put("43", "03")), _ct);
+        Assert.Equal(current.KeyCount + 1, (await store.GetShardAsync(shard.ShardId, _ct)).KeyCount);
+    }
+
+    [Fact]
+    public async Task UnfoldedKeysAndTheTreeVersionSurviveReopeningTheStore()
+    {
+        var (store, name, shard, rows, _) = await NewFilledShardAsync(30);
+        var v2 = DataCommit(shard, Put("41", "01"), Put("42", "02"));
+        await store.CommitAsync(v2, _ct);
+        var v3 = DataCommit(await store.GetShardAsync(shard.ShardId, _ct), Del("41"), Put("43", "03"));
+        await store.CommitAsync(v3, _ct);
+        await store.CommitTreeAsync(FoldOf(store, await store.GetShardAsync(shard.ShardId, _ct), v2.Rows, v2.NewVersion), _ct);
+        var state = await store.GetShardAsync(shard.ShardId, _ct);
+        var unfolded = await store.ReadUnfoldedAsync(shard.ShardId, _ct);
+        Assert.Equal((v2.NewVersion, v3.NewVersion), (state.TreeVersion, state.Version));
+        Assert.Equal(["41=null", "43=03"], Listed(unfolded));
+
+        store = await ReopenAsync(store, name);
+        await using var opened = store;
+        Assert.Equal(state, await store.GetShardAsync(shard.ShardId, _ct));
+        Assert.Equal([state], (await store.ListShardsAsync(_ct)).Where(s => s.ShardId == shard.ShardId));
+        var reread = await store.ReadUnfoldedAsync(shard.ShardId, _ct);
+        Assert.Equal((unfolded.TreeVersion, unfolded.Version), (reread.TreeVersion, reread.Version));
+        Assert.Equal(Listed(unfolded), Listed(reread));
+
+        // What a new owner does after a crash of the old one: fold what the store lists onto the stored tree.
+        var owner = await store.ClaimAsync(shard.ShardId, _ct);
+        Assert.Equal(state with { Epoch = state.Epoch + 1 }, owner);
+        await store.CommitTreeAsync(FoldOf(store, owner, reread.Rows, reread.Version), _ct);
+        var current = Applied(rows, v2.Rows, v3.Rows);
+        await AssertHoldsAsync(store, await store.GetShardAsync(shard.ShardId, _ct), current, TreeOf(current));
+    }
+
+    [Fact]
+    public async Task SplitsAndMergesAfterDataCommitsLeaveCompleteTreesWithNothingUnfolded()
+    {
+        var (store, name, shard, rows, _) = await NewFilledShardAsync(60);
+        var v2 = DataCommit(shard, Put("41", "01"), Put("70", "02"), Del(Hex(rows[0].Key)), Del(Hex(rows[^1].Key)));
+        await store.CommitAsync(v2, _ct);
+        var data = await store.GetShardAsync(shard.ShardId, _ct);
+        Assert.True(data.HasUnfolded);
+        var current = Applied(rows, v2.Rows);
+
+        var split = SplitOf(data, K("60"), current);
+        var (left, right) = await store.SplitAsync(split, _ct);
+        foreach (var half in new[] { left, right })
+        {
+            Assert.Equal((split.NewVersion, split.NewVersion), (half.Version, half.TreeVersion));
+            Assert.Equal(half, await store.GetShardAsync(half.ShardId, _ct));
+            var u = await store.ReadUnfoldedAsync(half.ShardId, _ct);
+            Assert.Equal((split.NewVersion, split.NewVersion), (u.TreeVersion, u.Version));
+            Assert.Empty(u.Rows);
+        }
+
+        // Data commits on each half: only their own keys are unfolded, nothing from before the split comes back.
+        var l2 = DataCommit(left, Put("44", "03"));
+        var r2 = DataCommit(right, Del("70"), Put("71", "04"));
+        await store.CommitAsync(l2, _ct);
+        await store.CommitAsync(r2, _ct);
+        Assert.Equal(["44=03"], Listed(await store.ReadUnfoldedAsync(left.ShardId, _ct)));
+        Assert.Equal(["70=null", "71=04"], Listed(await store.ReadUnfoldedAsync(right.ShardId, _ct)));
+        current = Applied(current, l2.Rows, r2.Rows);
+
+        var merge = MergeOf(await store.GetShardAsync(left.ShardId, _ct), await store.GetShardAsync(right.ShardId, _ct), current);
+        var merged = await store.MergeAsync(merge, _ct);
+        Assert.Equal((merge.NewVersion, merge.NewVersion), (merged.Version, merged.TreeVersion));
+        var mu = await store.ReadUnfoldedAsync(merged.ShardId, _ct);
+        Assert.Equal((merge.NewVersion, merge.NewVersion), (mu.TreeVersion, mu.Version));
+        Assert.Empty(mu.Rows);
+        Assert.Equal(GridErrorCode.UnknownShard, await ErrorOf(async () => await store.ReadUnfoldedAsync(right.ShardId, _ct)));
+
+        store = await ReopenAsync(store, name);
+        await using var opened = store;
+        Assert.Empty((await store.ReadUnfoldedAsync(merged.ShardId, _ct)).Rows);
+        await AssertHoldsAsync(store, merged, current, TreeOf(current));
+        // The next data commit of the merged shard is all it lists: the halves' unfolded keys are gone.
+        await store.CommitAsync(DataCommit(merged, Put("45", "05")), _ct);
+        Assert.Equal(["45=05"], Listed(await store.ReadUnfoldedAsync(merged.ShardId, _ct)));
+    }
+
+    /// <summary>A data commit on top of <paramref name="shard"/> (next version, its epoch): rows only, the store counts.</summary>
+    private static ShardCommit DataCommit(ShardState shard, params RowWrite[] rows) => DataCommit(shard, null, rows);
+
+    /// <summary>A data commit claiming <paramref name="newKeyCount"/> (null: the store counts).</summary>
+    private static ShardCommit DataCommit(ShardState shard, long? newKeyCount, params RowWrite[] rows) => new()
+    {
+        ShardId = shard.ShardId, Epoch = shard.Epoch, ExpectedVersion = shard.Version, NewVersion = shard.Version + 1, NewRoot = null,
+        NewKeyCount = newKeyCount, TimestampMicros = 1_700_000_300_000_000 + shard.Version, Rows = rows,
+    };
+
+    /// <summary>
+    /// The tree commit that folds <paramref name="changes"/> (null value: deleted) into <paramref name="shard"/>'s stored tree, as
+    /// the tree's owner builds it: on the stored root, with the staged node changes, from the shard's tree version to
+    /// <paramref name="newTreeVersion"/>.
+    /// </summary>
+    private static ShardTreeCommit FoldOf(IShardStore store, ShardState shard, IEnumerable<RowWrite> changes, long newTreeVersion)
+    {
+        using var nodes = ShardTreeNodeStore.Open(store, shard);
+        var tree = new SparseMerkleTree(nodes);
+        foreach (var change in changes)
+        {
+            var key = PoseidonBytes.Hash(change.Key);
+            if (change.Value is { } value) tree.Upsert(key, PoseidonBytes.Hash(value));
+            else if (tree.Contains(key)) tree.Delete(key); // deleted, or inserted and deleted again before the fold
+        }
+        var staged = nodes.TakeStaged();
+        return new ShardTreeCommit
+        {
+            ShardId = shard.ShardId, Epoch = shard.Epoch, ExpectedTreeVersion = shard.TreeVersion, NewTreeVersion = newTreeVersion,
+            NewRoot = staged.NewRoot, AddedNodes = staged.AddedNodes, RemovedNodes = staged.RemovedNodes,
+        };
+    }
+
+    private static ShardTreeCommit WithTreeVersions(ShardTreeCommit c, long expected, long next) => new()
+    {
+        ShardId = c.ShardId, Epoch = c.Epoch, ExpectedTreeVersion = expected, NewTreeVersion = next, NewRoot = c.NewRoot,
+        AddedNodes = c.AddedNodes, RemovedNodes = c.RemovedNodes,
+    };
+
+    /// <summary><paramref name="rows"/> after <paramref name="commits"/>' rows, in key order (lower-case hex orders as the bytes do).</summary>
+    private static RowWrite[] Applied(IEnumerable<RowWrite> rows, params IReadOnlyList<RowWrite>[] commits)
+    {
+        var map = rows.ToDictionary(r => Hex(r.Key));
+        foreach (var row in commits.SelectMany(c => c))
+        {
+            if (row.Value is null) map.Remove(Hex(row.Key));
+            else map[Hex(row.Key)] = row;
+        }
+        return map.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => kv.Value).ToArray();
+    }
+
+    /// <summary>Unfolded changes as "key=value" (deleted: "key=null"), in the order the store returned them.</summary>
+    private static List<string> Listed(UnfoldedChanges unfolded) =>
+        unfolded.Rows.Select(r => Hex(r.Key) + "=" + (r.Value is null ? "null" : Hex(r.Value))).ToList();
+
+    /// <summary>Shards and rows are as in <paramref name="snapshot"/>, the unfolded keys as listed, the tree still
+    /// <paramref name="tree"/> and <paramref name="refusedRoot"/> not stored.</summary>
+    private async Task AssertNothingFoldedAsync(IShardStore store, List<string> snapshot, List<string> unfolded, long shardId, BuiltTree tree,
+        Fr refusedRoot)
+    {
+        Assert.Equal(snapshot, await SnapshotAsync(store));
+        Assert.Equal(unfolded, Listed(await store.ReadUnfoldedAsync(shardId, _ct)));
+        using var reader = store.OpenNodeReader(shardId);
+        AssertNodes(reader, tree.Nodes);
+        Assert.False(reader.TryGetNode(refusedRoot, out _));
     }
 
     // ---------------------------------------------------------------- split and merge helpers

@@ -114,7 +114,11 @@ internal sealed class TestShardWriter : IShardChanges, IDisposable
         Nodes.AcceptStaged();
         _committed = new Dictionary<string, byte[]>(_current);
         _pendingRows.Clear();
-        State = State with { Version = commit.NewVersion, Root = commit.NewRoot, KeyCount = commit.NewKeyCount, UpdatedAtMicros = commit.TimestampMicros };
+        State = State with
+        {
+            Version = commit.NewVersion, TreeVersion = commit.NewVersion, Root = commit.NewRoot!.Value, KeyCount = commit.NewKeyCount!.Value,
+            UpdatedAtMicros = commit.TimestampMicros,
+        };
         return staged;
     }
 

@@ -5,8 +5,8 @@ using Rustorium.Grid.Storage;
 namespace Rustorium.Grid.Grains.Shards;
 
 /// <summary>
-/// One shard, live: validates requests, group-commits writes with their tree changes
-/// (<see cref="ShardWriter"/>), and answers reads with proofs. The ShardGrain is a thin adapter around it;
+/// One shard, live: validates requests, group-commits writes (<see cref="ShardWriter"/>), folds the committed groups
+/// into the shard's tree (<see cref="ShardFolder"/>), and answers reads with proofs. The ShardGrain is a thin adapter around it;
 /// see docs/sharding.md for the guarantees.
 /// </summary>
 public sealed class ShardEngine : IAsyncDisposable
@@ -15,6 +15,7 @@ public sealed class ShardEngine : IAsyncDisposable
     private readonly ShardEngineOptions _options;
     private readonly ShardTree _tree;
     private readonly ShardWriter _writer;
+    private readonly ShardFolder _folder;
     private GridException? _fenced;
     private readonly RowCache? _rows;
 
@@ -27,7 +28,8 @@ public sealed class ShardEngine : IAsyncDisposable
         Epoch = state.Epoch;
         _tree = new ShardTree(store, state);
         _rows = options.RowCacheBytes > 0 ? new RowCache(options.RowCacheBytes) : null;
-        _writer = new ShardWriter(store, state.ShardId, state.Epoch, state.Version, options, _tree, Fence, folds, _rows);
+        _folder = new ShardFolder(store, state, state.Epoch, options, _tree, Fence, folds);
+        _writer = new ShardWriter(store, state.ShardId, state.Epoch, state.Version, options, _folder, Fence, _rows);
     }
 
     /// <summary>
@@ -74,14 +76,21 @@ public sealed class ShardEngine : IAsyncDisposable
     /// <summary>This activation's ownership epoch.</summary>
     public long Epoch { get; }
 
-    /// <summary>The last committed version.</summary>
+    /// <summary>The last committed data version.</summary>
     public long Version => _writer.Version;
 
-    /// <summary>The root of the committed tree at <see cref="Version"/>.</summary>
+    /// <summary>The version of the published tree (<see cref="Root"/>): at most <see cref="Version"/>, behind it by the groups not folded yet.</summary>
+    public long TreeVersion => _folder.TreeVersion;
+
+    /// <summary>The root of the committed tree at <see cref="TreeVersion"/>.</summary>
     public Crypto.Fr Root => _tree.Root;
 
-    /// <summary>Keys at <see cref="Version"/>.</summary>
+    /// <summary>Keys in the tree at <see cref="TreeVersion"/>.</summary>
     public long KeyCount => _tree.KeyCount;
+
+    /// <summary>Waits until the tree has folded every write committed so far (<see cref="TreeVersion"/> reaches <see cref="Version"/> as it was).</summary>
+    /// <exception cref="GridException"><see cref="GridErrorCode.Unavailable"/> if the engine stopped folding first.</exception>
+    public Task WaitForTreeAsync(CancellationToken cancellationToken = default) => _folder.WaitForTreeVersionAsync(Version, cancellationToken);
 
     private void Fence(GridException error) => Interlocked.CompareExchange(ref _fenced, error, null);
 
@@ -137,16 +146,16 @@ public sealed class ShardEngine : IAsyncDisposable
     }
 
     /// <summary>
-    /// Sets <paramref name="key"/> durably and returns the inclusion proof at exactly the version that contains
-    /// the write (waits for the tree fold of that version).
+    /// Sets <paramref name="key"/> durably and returns its inclusion proof at the tree version of the fold that holds the
+    /// write (at least the write's version; the key's value there is this write's: waits for that fold).
     /// </summary>
     public async Task<ProvenWriteResult> WriteWithProofAsync(byte[] key, byte[] value, CancellationToken cancellationToken = default)
     {
         CheckPut(key, value);
-        var request = new ProofRequest(PoseidonBytes.Hash(key));
+        var request = new ProofRequest(key, PoseidonBytes.Hash(key));
         var write = await WriteAsync([new RowWrite(key, value)], SyncMode.Full, request, cancellationToken).ConfigureAwait(false);
         var proof = await request.Done.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
-        return new ProvenWriteResult(write, new ShardProof(ShardId, Range, write.Version, proof));
+        return new ProvenWriteResult(write, new ShardProof(ShardId, Range, proof.Version, proof.Proof));
     }
 
     private Task<WriteResult> WriteAsync(RowWrite[] rows, SyncMode? mode, ProofRequest? proof, CancellationToken cancellationToken)
@@ -197,8 +206,8 @@ public sealed class ShardEngine : IAsyncDisposable
     }
 
     /// <summary>
-    /// The value of <paramref name="key"/> with a proof at the current version (or without, if not asked): the
-    /// value and the proof are always of the same version.
+    /// The value of <paramref name="key"/> with a proof (or without, if not asked). With a proof, the value and the proof are of
+    /// one tree version, at least the data version committed when the read began (the read waits for the fold, if any).
     /// </summary>
     public async Task<ReadResult> ReadAsync(byte[] key, bool withProof = true, CancellationToken cancellationToken = default)
     {
@@ -213,31 +222,36 @@ public sealed class ShardEngine : IAsyncDisposable
             return new ReadResult(row?.Value, Math.Max(observed, row?.Version ?? 0), row?.TimestampMicros ?? 0, _options.Region, null);
         }
 
-        // Under the commit lock no store commit is in flight, so the committed tree and the stored rows are of the same
-        // version; groups folded but not committed yet are invisible to the committed tree.
+        // First the tree catches up with the data version committed when the read began, so the proof's version never goes
+        // back behind one this caller saw before (nor behind a write it had acknowledged). Then the value is the committed
+        // row and the proof is of the published tree: they agree when the tree's leaf for the key is the row's value (or
+        // both are absent) — the value is then the one at the tree's version, and the proof shows it. A write of the key
+        // since that version makes them differ: wait for the next fold and look again.
         var keyHash = PoseidonBytes.Hash(key);
-        await _tree.CommitLock.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
+        await _folder.WaitForTreeVersionAsync(Version, cancellationToken).ConfigureAwait(false);
+        while (true)
         {
-            ThrowIfFenced();
+            var published = _folder.NextPublication;
+            var stored = await GetRowAsync(key, cancellationToken).ConfigureAwait(false);
+            var valueHash = stored is null ? default : PoseidonBytes.Hash(stored.Value);
             SmtProof proof;
             long version;
             await _tree.Lock.WaitAsync(cancellationToken).ConfigureAwait(false);
             try
             {
+                ThrowIfFenced();
                 proof = _tree.CommittedTree.Prove(keyHash);
-                version = Version;
+                version = _folder.TreeVersion;
             }
             finally
             {
                 _tree.Lock.Release();
             }
-            var stored = await GetRowAsync(key, cancellationToken).ConfigureAwait(false);
-            return new ReadResult(stored?.Value, version, stored?.TimestampMicros ?? 0, _options.Region, new ShardProof(ShardId, Range, version, proof));
-        }
-        finally
-        {
-            _tree.CommitLock.Release();
+            if (stored is null ? !proof.Exists : proof.Exists && proof.Value == valueHash)
+                return new ReadResult(stored?.Value, version, stored?.TimestampMicros ?? 0, _options.Region, new ShardProof(ShardId, Range, version, proof));
+            _folder.ThrowIfStopped();
+            await published.WaitAsync(cancellationToken).ConfigureAwait(false);
+            ThrowIfFenced();
         }
     }
 
@@ -271,10 +285,11 @@ public sealed class ShardEngine : IAsyncDisposable
         return new ScanPage(items, next);
     }
 
-    /// <summary>Commits what is queued, then stops; the shard can then be opened elsewhere.</summary>
+    /// <summary>Commits what is queued and folds it into the tree, then stops; the shard can then be opened elsewhere.</summary>
     public async ValueTask DisposeAsync()
     {
         await _writer.DisposeAsync().ConfigureAwait(false);
+        await _folder.DisposeAsync().ConfigureAwait(false);
         _tree.Dispose();
     }
 }

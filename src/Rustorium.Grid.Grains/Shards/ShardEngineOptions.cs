@@ -16,18 +16,19 @@ public sealed record ShardEngineOptions
     public int MaxFoldKeys { get; init; } = 16_384;
 
     /// <summary>
-    /// How long a shard waits for more writes when fewer than eight are queued though its writers are concurrent (its last
-    /// group had several), before it hashes and folds them: a small group hashes with most of Poseidon's eight lanes
-    /// empty. A lone sequential writer never waits. Zero turns it off. 0..100 ms. Default 1 ms.
+    /// Most committed rows waiting to be folded into the tree; a shard's writes wait for room beyond it (back-pressure), so
+    /// the published root lags the data by at most this many rows, and a new owner after a crash folds at most this many
+    /// (plus one group) before its first proof. 1..16,777,216. Default 32,768.
     /// </summary>
-    public TimeSpan GroupLinger { get; init; } = TimeSpan.FromMilliseconds(1);
+    public int MaxUnfoldedRows { get; init; } = 32_768;
 
     /// <summary>
-    /// While a group's store commit is in flight, the next group is folded at once only if at least this many writes are
-    /// queued; fewer wait for the commit and grow into a larger group (small groups hash with most lanes empty). 1 folds
-    /// every group at once. 1..1,000,000. Default 32.
+    /// Least time between the starts of two folds of a shard's tree while fewer than <see cref="MaxFoldKeys"/> rows wait:
+    /// the rows committed meanwhile fold together, sharing the tree's upper levels (fewer hashes and node writes per key),
+    /// at the price of a published root (and write-with-proof answers) that lag by up to this much more. 0..10 s.
+    /// Default 250 ms.
     /// </summary>
-    public int PipelineMinRows { get; init; } = 32;
+    public TimeSpan FoldInterval { get; init; } = TimeSpan.FromMilliseconds(250);
 
     /// <summary>
     /// Bytes of committed rows (keys, values, ~96 B bookkeeping each) a shard keeps in memory for reads, least recently
@@ -46,9 +47,9 @@ public sealed record ShardEngineOptions
     {
         Limits.Validate();
         if (RowCacheBytes is < 0 or > 16L << 30) throw GridException.InvalidArgument($"RowCacheBytes must be 0..16 GiB; got {RowCacheBytes}.");
-        if (PipelineMinRows is < 1 or > 1_000_000) throw GridException.InvalidArgument($"PipelineMinRows must be 1..1000000; got {PipelineMinRows}.");
-        if (GroupLinger < TimeSpan.Zero || GroupLinger > TimeSpan.FromMilliseconds(100))
-            throw GridException.InvalidArgument($"GroupLinger must be 0..100 ms; got {GroupLinger}.");
+        if (MaxUnfoldedRows is < 1 or > 16 << 20) throw GridException.InvalidArgument($"MaxUnfoldedRows must be 1..16777216; got {MaxUnfoldedRows}.");
+        if (FoldInterval < TimeSpan.Zero || FoldInterval > TimeSpan.FromSeconds(10))
+            throw GridException.InvalidArgument($"FoldInterval must be 0..10 s; got {FoldInterval}.");
         if (MaxGroupRows < 1) throw GridException.InvalidArgument($"MaxGroupRows must be at least 1; got {MaxGroupRows}.");
         if (MaxQueuedWrites < 1) throw GridException.InvalidArgument($"MaxQueuedWrites must be at least 1; got {MaxQueuedWrites}.");
         if (MaxFoldKeys < 1) throw GridException.InvalidArgument($"MaxFoldKeys must be at least 1; got {MaxFoldKeys}.");

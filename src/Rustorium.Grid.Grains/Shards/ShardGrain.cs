@@ -135,9 +135,9 @@ public sealed class ShardGrain : Grain, IShardGrain
 
     /// <inheritdoc />
     /// <remarks>
-    /// Read from the store's row for the shard: one consistent snapshot of version, root and key count (the engine's
-    /// counters move one at a time, after the store committed, so the row is never behind them). The tree is committed
-    /// with the rows (docs/sharding.md), so the tree version is the version.
+    /// Read from the store's row for the shard: one consistent snapshot of version, tree version, root (of the tree version)
+    /// and key count (of the version). The tree folds committed data afterwards (docs/sharding.md), so the tree version
+    /// may lag the version by the groups not folded yet.
     /// </remarks>
     public async Task<ShardStatus> GetStatusAsync(CancellationToken cancellationToken)
     {
@@ -146,7 +146,7 @@ public sealed class ShardGrain : Grain, IShardGrain
         if (state.Epoch != engine.Epoch)
             throw new GridException(GridErrorCode.NotOwner,
                 $"Shard {ShardId} was claimed by another owner (epoch {state.Epoch}; this activation holds epoch {engine.Epoch}).");
-        return new ShardStatus(state.ShardId, state.Range, state.Version, state.Version, state.Root.ToString(), state.KeyCount,
+        return new ShardStatus(state.ShardId, state.Range, state.Version, state.TreeVersion, state.Root.ToString(), state.KeyCount,
             state.Epoch, _silo.Endpoint);
     }
 

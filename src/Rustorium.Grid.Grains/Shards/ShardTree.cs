@@ -21,22 +21,16 @@ internal sealed class ShardTree : IDisposable
     /// <summary>The node store (staging until the shard's commit).</summary>
     public ShardTreeNodeStore Nodes { get; }
 
-    /// <summary>The tree with every staged group folded in. Touch it only while holding <see cref="Lock"/>.</summary>
+    /// <summary>The tree with the fold in progress staged. Touch it only while holding <see cref="Lock"/>.</summary>
     public SparseMerkleTree Tree { get; }
 
     /// <summary>The committed tree alone (root <see cref="Root"/>), for proofs. Touch it only while holding <see cref="Lock"/>.</summary>
     public SparseMerkleTree CommittedTree { get; }
 
-    /// <summary>Excludes tree and node-cache access: folds, taking and accepting staged changes, proofs. Never held across I/O.</summary>
+    /// <summary>Excludes tree and node-cache access: folds, taking and accepting staged changes, proofs. Never held across a store write.</summary>
     public SemaphoreSlim Lock { get; } = new(1, 1);
 
-    /// <summary>
-    /// Held from taking a group's staged changes until its store commit is accepted or discarded: a reader holding it sees
-    /// the store's rows and the committed tree at the same version. Taken before <see cref="Lock"/>, never after it.
-    /// </summary>
-    public SemaphoreSlim CommitLock { get; } = new(1, 1);
-
-    /// <summary>Keys in the committed tree.</summary>
+    /// <summary>Keys in the committed tree (during a recovery fold: the data's key count, which that fold reaches).</summary>
     public long KeyCount { get; set; }
 
     /// <summary>The committed root.</summary>
@@ -46,13 +40,13 @@ internal sealed class ShardTree : IDisposable
     {
         Nodes.Dispose();
         Lock.Dispose();
-        CommitLock.Dispose();
     }
 }
 
-/// <summary>A write-with-proof's request: prove <see cref="KeyHash"/> at the version of the group that holds the write.</summary>
-internal sealed class ProofRequest(Fr keyHash)
+/// <summary>A write-with-proof's request: prove the key at the tree version of the fold that holds the write.</summary>
+internal sealed class ProofRequest(byte[] key, Fr keyHash)
 {
+    public byte[] Key { get; } = key;
     public Fr KeyHash { get; } = keyHash;
-    public TaskCompletionSource<SmtProof> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    public TaskCompletionSource<VersionedProof> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 }

@@ -14,9 +14,10 @@ namespace Rustorium.Grid.Storage.Postgres;
 /// </summary>
 /// <remarks>
 /// <para><b>Commits.</b> One transaction and one batch (a single round trip, then COMMIT): the shard's row is locked and
-/// its epoch and version checked, rows are upserted and deleted as whole arrays, tree nodes removed then added, and the
-/// shard moved. The store checks the range and counts the keys itself from what the statements did; a refused commit is
-/// rolled back and changes nothing.</para>
+/// its epoch and version checked, rows are upserted and deleted as whole arrays, tree nodes removed then added (a combined
+/// commit) or the written keys recorded as unfolded (a data commit, 0005), and the shard moved. The store checks the range
+/// and counts the keys itself from what the statements did; a refused commit is rolled back and changes nothing. A tree
+/// commit is the same shape: nodes, root and tree version, and the unfolded keys it folded forgotten.</para>
 /// <para><b>Durability.</b> Sessions run with <c>synchronous_commit=on</c>: a commit's task completes after the server
 /// flushed it to its write-ahead log (and to synchronous standbys, if configured).</para>
 /// <para><b>Sessions</b> come from a pool (<see cref="NpgsqlDataSource"/>) with the schema as search path, a statement
@@ -258,11 +259,12 @@ public sealed class PostgresShardStore : IShardStore
 
     /// <inheritdoc />
     /// <remarks>
-    /// One transaction: a batch of at most six statements in one round trip (lock and read the shard's row, the
-    /// conditional update of the shard, the row upsert and the row delete as arrays, the node removal and addition as
-    /// packed records), then COMMIT — or ROLLBACK when the shard is unknown, the epoch or version moved (<see cref="GridErrorCode.Conflict"/>),
-    /// a key is outside the range or the key count the statements produced is not <see cref="ShardCommit.NewKeyCount"/>
-    /// (<see cref="GridErrorCode.InvalidArgument"/>). Cancellation is honoured until COMMIT is sent, never during it.
+    /// One transaction: a batch of at most four statements in one round trip (lock and read the shard's row; write the rows
+    /// as whole arrays and move the shard, counting the keys, in one statement; then a combined commit's node removal and
+    /// addition as packed records, or a data commit's unfolded keys as one array), then COMMIT — or ROLLBACK when the shard
+    /// is unknown, the epoch or version moved (<see cref="GridErrorCode.Conflict"/>), a key is outside the range, the key
+    /// count the statements produced is not <see cref="ShardCommit.NewKeyCount"/>, or a combined commit finds the tree behind
+    /// the data (<see cref="GridErrorCode.InvalidArgument"/>). Cancellation is honoured until COMMIT is sent, never during it.
     /// </remarks>
     public async ValueTask CommitAsync(ShardCommit commit, CancellationToken cancellationToken)
     {
@@ -271,6 +273,7 @@ public sealed class PostgresShardStore : IShardStore
         byte[]? removed = null, added = null;
         try
         {
+            bool combined = commit.NewRoot is not null;
             int puts = 0;
             for (int i = 0; i < count; i++)
                 if (sorted[i].Value is not null) puts++;
@@ -287,7 +290,7 @@ public sealed class PostgresShardStore : IShardStore
                     deleteKeys[d++] = sorted[i].Key;
                 }
             }
-            int removedLength = PackRemovedNodes(commit, out removed);
+            int removedLength = PackRemovedNodes(commit.RemovedNodes, out removed);
             int addedLength = PackAddedNodes(commit, out added);
 
             await using var connection = await OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
@@ -296,16 +299,19 @@ public sealed class PostgresShardStore : IShardStore
                 await using var tx = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
                 await using var batch = new NpgsqlBatch(connection, tx);
                 batch.BatchCommands.Add(Command(PostgresStatements.LockShardForCommit, Int64("id", commit.ShardId)));
-                batch.BatchCommands.Add(Command(PostgresStatements.UpdateShardAfterCommit,
+                var write = Command(combined ? PostgresStatements.WriteRowsAndMoveShardAndTree : PostgresStatements.WriteRowsAndMoveShard,
                     Int64("id", commit.ShardId), Int64("epoch", commit.Epoch), Int64("expected_version", commit.ExpectedVersion),
-                    Int64("new_version", commit.NewVersion), Bytes("root", FieldBytes.ToBytes(commit.NewRoot)),
-                    Int64("key_count", commit.NewKeyCount), Int64("ts", commit.TimestampMicros)));
-                if (putKeys.Length > 0)
-                    batch.BatchCommands.Add(Command(PostgresStatements.UpsertRows,
-                        Int64("id", commit.ShardId), Int64("new_version", commit.NewVersion), Int64("ts", commit.TimestampMicros),
-                        ByteArrays("keys", putKeys), ByteArrays("values", putValues)));
-                if (deleteKeys.Length > 0)
-                    batch.BatchCommands.Add(Command(PostgresStatements.DeleteRows, Int64("id", commit.ShardId), ByteArrays("keys", deleteKeys)));
+                    Int64("new_version", commit.NewVersion), Int64("ts", commit.TimestampMicros),
+                    ByteArrays("put_keys", putKeys), ByteArrays("put_values", putValues), ByteArrays("delete_keys", deleteKeys));
+                if (commit.NewRoot is { } root) write.Parameters.Add(Bytes("root", FieldBytes.ToBytes(root)));
+                batch.BatchCommands.Add(write);
+                if (!combined && count > 0)
+                {
+                    var keys = new byte[count][];
+                    for (int i = 0; i < count; i++) keys[i] = sorted[i].Key;
+                    batch.BatchCommands.Add(Command(PostgresStatements.RecordUnfoldedKeys,
+                        Int64("id", commit.ShardId), Int64("new_version", commit.NewVersion), ByteArrays("keys", keys)));
+                }
                 if (removedLength > 0)
                     batch.BatchCommands.Add(Command(PostgresStatements.DeleteNodes,
                         Int64("id", commit.ShardId), Packed("hashes", removed!, removedLength)));
@@ -314,7 +320,7 @@ public sealed class PostgresShardStore : IShardStore
                         Int64("id", commit.ShardId), Packed("nodes", added!, addedLength)));
 
                 bool known, applied;
-                long storedEpoch = 0, storedVersion = 0, storedKeyCount = 0, inserted = 0, deleted = 0;
+                long storedEpoch = 0, storedVersion = 0, storedKeyCount = 0, storedTreeVersion = 0, inserted, deleted;
                 KeyRange? range = null;
                 await using (var r = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
                 {
@@ -325,11 +331,13 @@ public sealed class PostgresShardStore : IShardStore
                         storedVersion = r.GetInt64(1);
                         range = ReadRange(r, 2, commit.ShardId);
                         storedKeyCount = r.GetInt64(4);
+                        storedTreeVersion = r.GetInt64(5);
                     }
                     await r.NextResultAsync(cancellationToken).ConfigureAwait(false);
-                    applied = await r.ReadAsync(cancellationToken).ConfigureAwait(false);
-                    if (putKeys.Length > 0) inserted = await NextCountAsync(r, cancellationToken).ConfigureAwait(false);
-                    if (deleteKeys.Length > 0) deleted = await NextCountAsync(r, cancellationToken).ConfigureAwait(false);
+                    await r.ReadAsync(cancellationToken).ConfigureAwait(false);
+                    inserted = r.GetInt64(0);
+                    deleted = r.GetInt64(1);
+                    applied = r.GetBoolean(2);
                 }
                 // Every refusal below leaves the transaction uncommitted: disposing it rolls everything back.
                 if (!known) throw CommitChecks.UnknownShard(commit.ShardId);
@@ -337,6 +345,7 @@ public sealed class PostgresShardStore : IShardStore
                 if (!applied) throw new GridException(GridErrorCode.Internal, $"Shard {commit.ShardId} changed under its own row lock.");
                 CommitChecks.CheckInRange(commit, range!, sorted.AsSpan(0, count));
                 CommitChecks.CheckKeyCount(commit, storedKeyCount, inserted, deleted);
+                CommitChecks.CheckCombined(commit, storedTreeVersion);
                 try
                 {
                     // Not cancellable: a COMMIT cut short would leave its outcome unknown to the caller.
@@ -364,13 +373,110 @@ public sealed class PostgresShardStore : IShardStore
 
     /// <inheritdoc />
     /// <remarks>
+    /// One transaction: a batch of at most five statements in one round trip (lock and read the shard's row, the conditional
+    /// move of its tree version and root, the node removal and addition as packed records, the deletion of the unfolded keys
+    /// up to the new tree version), then COMMIT — or ROLLBACK when the shard is unknown, the epoch or tree version moved
+    /// (<see cref="GridErrorCode.Conflict"/>) or the new tree version is past the shard's version
+    /// (<see cref="GridErrorCode.InvalidArgument"/>). Cancellation is honoured until COMMIT is sent, never during it.
+    /// </remarks>
+    public async ValueTask CommitTreeAsync(ShardTreeCommit commit, CancellationToken cancellationToken)
+    {
+        ThrowIfDisposed();
+        CommitChecks.CheckTreeCommit(commit);
+        string what = $"Tree commit to shard {commit.ShardId}";
+        byte[]? removed = null, added = null;
+        try
+        {
+            int removedLength = PackRemovedNodes(commit.RemovedNodes, out removed);
+            int addedLength = PackNodes(commit.AddedNodes, what, nameof(ShardTreeCommit.AddedNodes), out added);
+            await using var connection = await OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await using var tx = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+                await using var batch = new NpgsqlBatch(connection, tx);
+                batch.BatchCommands.Add(Command(PostgresStatements.LockShardForTreeCommit, Int64("id", commit.ShardId)));
+                batch.BatchCommands.Add(Command(PostgresStatements.UpdateShardTree,
+                    Int64("id", commit.ShardId), Int64("epoch", commit.Epoch), Int64("expected_tree_version", commit.ExpectedTreeVersion),
+                    Int64("new_tree_version", commit.NewTreeVersion), Bytes("root", FieldBytes.ToBytes(commit.NewRoot))));
+                if (removedLength > 0)
+                    batch.BatchCommands.Add(Command(PostgresStatements.DeleteNodes,
+                        Int64("id", commit.ShardId), Packed("hashes", removed!, removedLength)));
+                if (addedLength > 0)
+                    batch.BatchCommands.Add(Command(PostgresStatements.InsertNodes,
+                        Int64("id", commit.ShardId), Packed("nodes", added!, addedLength)));
+                batch.BatchCommands.Add(Command(PostgresStatements.DeleteUnfoldedThrough,
+                    Int64("id", commit.ShardId), Int64("new_tree_version", commit.NewTreeVersion)));
+
+                bool known, applied;
+                long epoch = 0, version = 0, treeVersion = 0;
+                await using (var r = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    known = await r.ReadAsync(cancellationToken).ConfigureAwait(false);
+                    if (known)
+                    {
+                        epoch = r.GetInt64(0);
+                        version = r.GetInt64(1);
+                        treeVersion = r.GetInt64(2);
+                    }
+                    await r.NextResultAsync(cancellationToken).ConfigureAwait(false);
+                    applied = await r.ReadAsync(cancellationToken).ConfigureAwait(false);
+                }
+                // Every refusal below leaves the transaction uncommitted: disposing it rolls everything back.
+                if (!known) throw CommitChecks.UnknownShard(commit.ShardId);
+                CommitChecks.CheckTreeCommitAgainst(commit, epoch, version, treeVersion);
+                if (!applied) throw new GridException(GridErrorCode.Internal, $"Shard {commit.ShardId} changed under its own row lock.");
+                await CommitAsync(tx, what).ConfigureAwait(false);
+            }
+            catch (Exception e) when (PostgresErrors.IsDatabaseFailure(e))
+            {
+                throw PostgresErrors.Map(e, _where, what);
+            }
+        }
+        finally
+        {
+            if (removed is not null) ArrayPool<byte>.Shared.Return(removed);
+            if (added is not null) ArrayPool<byte>.Shared.Return(added);
+        }
+    }
+
+    /// <inheritdoc />
+    /// <remarks>One statement (so one snapshot): the shard's row, its distinct unfolded keys and their rows.</remarks>
+    public async ValueTask<UnfoldedChanges> ReadUnfoldedAsync(long shardId, CancellationToken cancellationToken)
+    {
+        ThrowIfDisposed();
+        await using var connection = await OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await using var command = new NpgsqlCommand(PostgresStatements.SelectUnfolded, connection);
+            command.Parameters.Add(Int64("id", shardId));
+            await using var r = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            if (!await r.ReadAsync(cancellationToken).ConfigureAwait(false)) throw CommitChecks.UnknownShard(shardId);
+            long treeVersion = r.GetInt64(0), version = r.GetInt64(1);
+            var rows = new List<RowWrite>();
+            do
+            {
+                if (r.IsDBNull(2)) break; // nothing unfolded: the one row the outer join gives
+                rows.Add(new RowWrite(r.GetFieldValue<byte[]>(2), r.IsDBNull(3) ? null : r.GetFieldValue<byte[]>(3)));
+            }
+            while (await r.ReadAsync(cancellationToken).ConfigureAwait(false));
+            return new UnfoldedChanges(treeVersion, version, rows);
+        }
+        catch (Exception e) when (PostgresErrors.IsDatabaseFailure(e))
+        {
+            throw PostgresErrors.Map(e, _where, $"Reading the unfolded changes of shard {shardId}");
+        }
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
     /// One transaction, two round trips, then COMMIT. The first locks the shard's row (as a commit does), then takes the new
     /// id from the schema's shard-id counter (0004: its row lock makes concurrent splits of different shards queue there and
     /// get different ids; an id is never given twice, also after merges) and counts the rows on each side of the split key;
     /// the store checks epoch, version, split key and counts (a refusal rolls back, the counter included: nothing was
     /// written). The second inserts the right shard (copying the left one's end, epoch and owner), re-keys its rows, replaces
-    /// the left tree, stores the right one and moves the left shard. 0002's deferred triggers move the shard map's generation
-    /// on at COMMIT. Cancellation is honoured until COMMIT is sent, never during it.
+    /// the left tree, stores the right one, forgets the shard's unfolded keys (both trees are complete, at the new version) and
+    /// moves the left shard. 0002's deferred triggers move the shard map's generation on at COMMIT. Cancellation is honoured
+    /// until COMMIT is sent, never during it.
     /// </remarks>
     public async ValueTask<(ShardState Left, ShardState Right)> SplitAsync(ShardSplit split, CancellationToken cancellationToken)
     {
@@ -422,6 +528,7 @@ public sealed class PostgresShardStore : IShardStore
                     write.BatchCommands.Add(insert); // before the left row moves: it copies the old end
                     write.BatchCommands.Add(move);
                     write.BatchCommands.Add(Command(PostgresStatements.DeleteShardNodes, Int64("id", split.ShardId)));
+                    write.BatchCommands.Add(Command(PostgresStatements.DeleteShardUnfolded, Int64("id", split.ShardId)));
                     if (leftLength > 0)
                         write.BatchCommands.Add(Command(PostgresStatements.InsertNodes, Int64("id", split.ShardId), Packed("nodes", leftNodes!, leftLength)));
                     if (rightLength > 0)
@@ -435,9 +542,9 @@ public sealed class PostgresShardStore : IShardStore
                 var end = range.IsUnbounded ? null : range.End.ToArray();
                 return (
                     new ShardState(split.ShardId, new KeyRange(range.Start, split.SplitKey), split.NewVersion, epoch, split.LeftRoot,
-                        split.LeftKeyCount, split.TimestampMicros),
+                        split.LeftKeyCount, split.TimestampMicros, split.NewVersion),
                     new ShardState(rightId, new KeyRange(split.SplitKey, end), split.NewVersion, epoch, split.RightRoot, split.RightKeyCount,
-                        split.TimestampMicros));
+                        split.TimestampMicros, split.NewVersion));
             }
             catch (Exception e) when (PostgresErrors.IsDatabaseFailure(e))
             {
@@ -455,8 +562,8 @@ public sealed class PostgresShardStore : IShardStore
     /// <remarks>
     /// One transaction, two round trips, then COMMIT: the first locks both shards' rows (in id order, so opposite merges of
     /// one pair queue rather than deadlock) and counts their rows; the store checks epochs, versions, adjacency and the count
-    /// (a refusal rolls back). The second re-keys the right shard's rows to the left one, deletes both trees, stores the
-    /// merged one, deletes the right shard's row and moves the left one.
+    /// (a refusal rolls back). The second re-keys the right shard's rows to the left one, deletes both trees and both shards'
+    /// unfolded keys, stores the merged (complete) tree, deletes the right shard's row and moves the left one.
     /// </remarks>
     public async ValueTask<ShardState> MergeAsync(ShardMerge merge, CancellationToken cancellationToken)
     {
@@ -509,6 +616,8 @@ public sealed class PostgresShardStore : IShardStore
                     write.BatchCommands.Add(move);
                     write.BatchCommands.Add(Command(PostgresStatements.DeleteShardNodes, Int64("id", merge.RightShardId)));
                     write.BatchCommands.Add(Command(PostgresStatements.DeleteShardNodes, Int64("id", merge.LeftShardId)));
+                    write.BatchCommands.Add(Command(PostgresStatements.DeleteShardUnfolded, Int64("id", merge.RightShardId)));
+                    write.BatchCommands.Add(Command(PostgresStatements.DeleteShardUnfolded, Int64("id", merge.LeftShardId)));
                     if (nodesLength > 0)
                         write.BatchCommands.Add(Command(PostgresStatements.InsertNodes, Int64("id", merge.LeftShardId), Packed("nodes", nodes!, nodesLength)));
                     write.BatchCommands.Add(delete);
@@ -519,7 +628,7 @@ public sealed class PostgresShardStore : IShardStore
                 }
                 await CommitAsync(tx, what).ConfigureAwait(false);
                 return new ShardState(merge.LeftShardId, new KeyRange(l.Range.Start, end), merge.NewVersion, l.Epoch, merge.Root, merge.KeyCount,
-                    merge.TimestampMicros);
+                    merge.TimestampMicros, merge.NewVersion);
             }
             catch (Exception e) when (PostgresErrors.IsDatabaseFailure(e))
             {
@@ -621,9 +730,8 @@ public sealed class PostgresShardStore : IShardStore
         $"The shard id counter (table shard_id_counter, 0004) of {_where} has no row; was the schema changed outside the grid?");
 
     /// <summary>The removed hashes packed back to back (32 bytes each) in a pooled buffer; returns the used length.</summary>
-    private static int PackRemovedNodes(ShardCommit commit, out byte[]? buffer)
+    private static int PackRemovedNodes(IReadOnlyList<Fr> hashes, out byte[]? buffer)
     {
-        var hashes = commit.RemovedNodes;
         buffer = null;
         if (hashes.Count == 0) return 0;
         int length = hashes.Count * FieldBytes.Length;
@@ -698,7 +806,7 @@ public sealed class PostgresShardStore : IShardStore
         long id = r.GetInt64(0);
         var range = ReadRange(r, 1, id);
         var root = FieldBytes.Read(r.GetFieldValue<byte[]>(5), $"root of shard {id}");
-        return new ShardState(id, range, r.GetInt64(3), r.GetInt64(4), root, r.GetInt64(6), r.GetInt64(7));
+        return new ShardState(id, range, r.GetInt64(3), r.GetInt64(4), root, r.GetInt64(6), r.GetInt64(7), r.GetInt64(8));
     }
 
     /// <summary>A range from (range_start, range_end) at <paramref name="ordinal"/> and the next column.</summary>

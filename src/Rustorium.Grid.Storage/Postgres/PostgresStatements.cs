@@ -14,7 +14,7 @@ internal static class PostgresStatements
 {
     // ---------------------------------------------------------------- shards
 
-    private const string ShardColumns = "id, range_start, range_end, version, epoch, root, key_count, updated_at";
+    private const string ShardColumns = "id, range_start, range_end, version, epoch, root, key_count, updated_at, tree_version";
 
     public const string SelectShards = "SELECT " + ShardColumns + " FROM shards ORDER BY range_start";
 
@@ -30,7 +30,7 @@ internal static class PostgresStatements
     /// <summary>The whole layout in one statement: ids, starts and ends (NULL = unbounded) as three parallel arrays.</summary>
     public const string InsertShards =
         "INSERT INTO shards (" + ShardColumns + ") " +
-        "SELECT t.id, t.range_start, t.range_end, 0, 0, @root, 0, @updated_at FROM unnest(@ids, @starts, @ends) AS t(id, range_start, range_end)";
+        "SELECT t.id, t.range_start, t.range_end, 0, 0, @root, 0, @updated_at, 0 FROM unnest(@ids, @starts, @ends) AS t(id, range_start, range_end)";
 
     public const string ClaimShard = "UPDATE shards SET epoch = epoch + 1 WHERE id = @id RETURNING " + ShardColumns;
 
@@ -41,32 +41,50 @@ internal static class PostgresStatements
     /// the commit is checked against. No row: unknown shard.
     /// </summary>
     public const string LockShardForCommit =
-        "SELECT epoch, version, range_start, range_end, key_count FROM shards WHERE id = @id FOR NO KEY UPDATE";
-
-    /// <summary>2. Moves the shard, conditioned on its epoch and version (one row returned when it applied).</summary>
-    public const string UpdateShardAfterCommit =
-        "UPDATE shards SET version = @new_version, root = @root, key_count = @key_count, updated_at = @ts " +
-        "WHERE id = @id AND epoch = @epoch AND version = @expected_version RETURNING 1";
+        "SELECT epoch, version, range_start, range_end, key_count, tree_version FROM shards WHERE id = @id FOR NO KEY UPDATE";
 
     /// <summary>
-    /// 3. Upserts the rows (keys and values as parallel arrays) and counts the keys that were new: a freshly inserted
-    /// tuple has no <c>xmax</c>, one that replaced a stored row carries this transaction's id there.
+    /// 2. Writes the rows and moves the shard in one statement, returning (inserted, deleted, applied). The rows are upserted
+    /// (keys and values as parallel arrays) and deleted (an array of keys) whatever the shard's state — a refused commit is
+    /// rolled back —, and the shard's key count moves by what they did: a freshly inserted tuple has no <c>xmax</c>, one
+    /// that replaced a stored row carries this transaction's id there; a delete counts the rows that existed. So the store
+    /// counts (a data commit claims no count) without a second round trip. The shard moves only if its epoch and version
+    /// are the expected ones (applied = false otherwise). Upsert and delete never meet on one key (a commit writes each key
+    /// once), so sharing the statement's snapshot is safe.
     /// </summary>
-    public const string UpsertRows =
-        "WITH written AS (" +
+    private const string WriteRowsAndMoveShardPrefix =
+        "WITH upserted AS (" +
         "INSERT INTO rows (shard_id, key, value, version, ts) " +
-        "SELECT @id, t.key, t.value, @new_version, @ts FROM unnest(@keys, @values) AS t(key, value) " +
+        "SELECT @id, t.key, t.value, @new_version, @ts FROM unnest(@put_keys, @put_values) AS t(key, value) " +
         "ON CONFLICT (shard_id, key) DO UPDATE SET value = EXCLUDED.value, version = EXCLUDED.version, ts = EXCLUDED.ts " +
-        "RETURNING xmax = 0 AS inserted) " +
-        "SELECT count(*) FILTER (WHERE inserted) FROM written";
+        "RETURNING xmax = 0 AS inserted), " +
+        "deleted AS (DELETE FROM rows WHERE shard_id = @id AND key = ANY (@delete_keys) RETURNING 1), " +
+        "counted AS (SELECT (SELECT count(*) FILTER (WHERE inserted) FROM upserted) AS inserted, (SELECT count(*) FROM deleted) AS deleted), " +
+        "moved AS (UPDATE shards SET version = @new_version, key_count = key_count + counted.inserted - counted.deleted, updated_at = @ts";
 
-    /// <summary>4. Deletes rows and counts those that existed.</summary>
-    public const string DeleteRows =
-        "WITH deleted AS (DELETE FROM rows WHERE shard_id = @id AND key = ANY (@keys) RETURNING 1) SELECT count(*) FROM deleted";
+    private const string WriteRowsAndMoveShardSuffix =
+        " FROM counted WHERE id = @id AND epoch = @epoch AND version = @expected_version RETURNING 1) " +
+        "SELECT inserted, deleted, EXISTS (SELECT 1 FROM moved) FROM counted";
+
+    /// <summary>2, combined commit: rows and tree together; the tree moves to the new version with the new root.</summary>
+    public const string WriteRowsAndMoveShardAndTree =
+        WriteRowsAndMoveShardPrefix + ", root = @root, tree_version = @new_version" + WriteRowsAndMoveShardSuffix;
+
+    /// <summary>2, data commit: rows only; the root and the tree version stay.</summary>
+    public const string WriteRowsAndMoveShard = WriteRowsAndMoveShardPrefix + WriteRowsAndMoveShardSuffix;
 
     /// <summary>
-    /// 5. Removes tree nodes; <c>@hashes</c> is the hashes packed back to back, 32 bytes each (an array, not a join, so the
-    /// primary key is probed once per hash).
+    /// 3, data commit: records every key it wrote (upserts and deletes, one array) as unfolded at its version, until a tree
+    /// commit passes that version.
+    /// </summary>
+    public const string RecordUnfoldedKeys =
+        "WITH recorded AS (INSERT INTO unfolded_keys (shard_id, version, key) " +
+        "SELECT @id, @new_version, t.key FROM unnest(@keys) AS t(key) RETURNING 1) " +
+        "SELECT count(*) FROM recorded";
+
+    /// <summary>
+    /// 3, combined commit (and tree commit): removes tree nodes; <c>@hashes</c> is the hashes packed back to back, 32 bytes
+    /// each (an array, not a join, so the primary key is probed once per hash).
     /// </summary>
     public const string DeleteNodes =
         "WITH removed AS (DELETE FROM smt_nodes WHERE shard_id = @id AND hash = ANY (ARRAY(" +
@@ -78,9 +96,9 @@ internal static class PostgresStatements
     public const int NodeRecordLength = 1 + 3 * FieldBytes.Length;
 
     /// <summary>
-    /// 6. Adds tree nodes (after the removals: a hash in both lists stays stored); <c>@nodes</c> is the nodes packed as
-    /// <see cref="NodeRecordLength"/>-byte records. A node already stored under its hash has the same content by
-    /// construction: it is kept.
+    /// 4, combined commit (and tree commit): adds tree nodes (after the removals: a hash in both lists stays stored);
+    /// <c>@nodes</c> is the nodes packed as <see cref="NodeRecordLength"/>-byte records. A node already stored under its
+    /// hash has the same content by construction: it is kept.
     /// </summary>
     public const string InsertNodes =
         "WITH added AS (INSERT INTO smt_nodes (shard_id, hash, kind, a, b) " +
@@ -89,6 +107,35 @@ internal static class PostgresStatements
         "FROM generate_series(0, length(@nodes) / 97 - 1) AS i " +
         "ON CONFLICT (shard_id, hash) DO NOTHING RETURNING 1) " +
         "SELECT count(*) FROM added";
+
+    // ---------------------------------------------------------------- the tree commit batch (one round trip, in this order)
+
+    /// <summary>1. Locks the shard's row (as a commit does) and reads what a tree commit is checked against. No row: unknown shard.</summary>
+    public const string LockShardForTreeCommit = "SELECT epoch, version, tree_version FROM shards WHERE id = @id FOR NO KEY UPDATE";
+
+    /// <summary>
+    /// 2. Moves the shard's tree to its new version and root, conditioned on its epoch and tree version and on the new tree
+    /// version not being past the data (one row returned when it applied). Then <see cref="DeleteNodes"/> and
+    /// <see cref="InsertNodes"/>, as in a combined commit.
+    /// </summary>
+    public const string UpdateShardTree =
+        "UPDATE shards SET root = @root, tree_version = @new_tree_version " +
+        "WHERE id = @id AND epoch = @epoch AND tree_version = @expected_tree_version AND version >= @new_tree_version RETURNING 1";
+
+    /// <summary>5. Forgets the unfolded keys the tree now holds: a prefix of the shard's part of the primary key.</summary>
+    public const string DeleteUnfoldedThrough =
+        "WITH folded AS (DELETE FROM unfolded_keys WHERE shard_id = @id AND version <= @new_tree_version RETURNING 1) SELECT count(*) FROM folded";
+
+    /// <summary>
+    /// The keys of a shard its tree does not hold yet, once each in key order, with their current values (NULL: deleted),
+    /// and the shard's tree version and version: (tree_version, version, key, value). One statement, so one snapshot. No row:
+    /// unknown shard; one row with a NULL key: nothing unfolded.
+    /// </summary>
+    public const string SelectUnfolded =
+        "SELECT s.tree_version, s.version, u.key, r.value FROM shards s " +
+        "LEFT JOIN (SELECT DISTINCT key FROM unfolded_keys WHERE shard_id = @id) u ON true " +
+        "LEFT JOIN rows r ON r.shard_id = s.id AND r.key = u.key " +
+        "WHERE s.id = @id ORDER BY u.key";
 
     // ---------------------------------------------------------------- splits and merges (two round trips: read and check, then write)
 
@@ -124,8 +171,8 @@ internal static class PostgresStatements
     /// its owner (0002's columns) — the same owner serves both halves until the directory moves one.
     /// </summary>
     public const string InsertSplitShard =
-        "INSERT INTO shards (id, range_start, range_end, version, epoch, root, key_count, updated_at, owner_endpoint, owner_generation) " +
-        "SELECT @new_id, @split, range_end, @new_version, epoch, @root, @key_count, @ts, owner_endpoint, owner_generation " +
+        "INSERT INTO shards (id, range_start, range_end, version, epoch, root, key_count, updated_at, tree_version, owner_endpoint, owner_generation) " +
+        "SELECT @new_id, @split, range_end, @new_version, epoch, @root, @key_count, @ts, @new_version, owner_endpoint, owner_generation " +
         "FROM shards WHERE id = @id AND epoch = @epoch AND version = @expected_version";
 
     /// <summary>Hands a shard's rows from a key on (the empty key: all of them) to another shard; they keep their version and time.</summary>
@@ -134,9 +181,14 @@ internal static class PostgresStatements
     /// <summary>Drops a shard's whole tree (the split or merge then stores the complete new one).</summary>
     public const string DeleteShardNodes = "DELETE FROM smt_nodes WHERE shard_id = @id";
 
-    /// <summary>Moves a shard to its new end (NULL: unbounded), version, root and key count, conditioned on its epoch and version.</summary>
+    /// <summary>Drops a shard's unfolded keys (a split or merge stores complete trees: nothing is left to fold).</summary>
+    public const string DeleteShardUnfolded = "DELETE FROM unfolded_keys WHERE shard_id = @id";
+
+    /// <summary>Moves a shard to its new end (NULL: unbounded), version, root and key count, its tree to that version, conditioned on
+    /// its epoch and version.</summary>
     public const string UpdateShardRange =
-        "UPDATE shards SET range_end = @range_end, version = @new_version, root = @root, key_count = @key_count, updated_at = @ts " +
+        "UPDATE shards SET range_end = @range_end, version = @new_version, root = @root, key_count = @key_count, updated_at = @ts, " +
+        "tree_version = @new_version " +
         "WHERE id = @id AND epoch = @epoch AND version = @expected_version";
 
     /// <summary>Removes the right shard of a merge, conditioned on its epoch and version.</summary>

@@ -25,7 +25,7 @@ internal static class SqliteRecords
         long id = r.GetInt64(0);
         var range = ReadRange(r, 1, id);
         var root = ReadField(r, 5, $"root of shard {id}");
-        return new ShardState(id, range, r.GetInt64(3), r.GetInt64(4), root, r.GetInt64(6), r.GetInt64(7));
+        return new ShardState(id, range, r.GetInt64(3), r.GetInt64(4), root, r.GetInt64(6), r.GetInt64(7), r.GetInt64(8));
     }
 
     /// <summary>A range from (range_start, range_end) at <paramref name="ordinal"/> and the next column.</summary>

@@ -254,6 +254,23 @@ public sealed class SqliteShardStore : IShardStore
     }
 
     /// <inheritdoc />
+    /// <remarks>One job of the writer thread, so it shares the fsync of the data commits queued with it.</remarks>
+    public async ValueTask CommitTreeAsync(ShardTreeCommit commit, CancellationToken cancellationToken)
+    {
+        ThrowIfDisposed();
+        CommitChecks.CheckTreeCommit(commit);
+        await _writer.Enqueue(w => w.CommitTree(commit), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
+    /// <remarks>Read by the writer thread, between two commits: one consistent snapshot. It runs when a shard activates.</remarks>
+    public async ValueTask<UnfoldedChanges> ReadUnfoldedAsync(long shardId, CancellationToken cancellationToken)
+    {
+        ThrowIfDisposed();
+        return await _writer.Enqueue(w => w.ReadUnfolded(shardId), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
     /// <remarks>One job of the writer thread (one transaction, or one savepoint of a group commit): the shard's row is read
     /// and checked, the rows on each side of the split key counted, then the right shard inserted, its rows re-keyed to it,
     /// the left tree's nodes deleted and both new trees stored, and the left shard moved, conditioned on its epoch and version.

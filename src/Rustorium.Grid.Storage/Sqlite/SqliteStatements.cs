@@ -45,7 +45,7 @@ internal static class SqliteStatements
 
     // ---------------------------------------------------------------- shards
 
-    private const string ShardColumns = "id, range_start, range_end, version, epoch, root, key_count, updated_at";
+    private const string ShardColumns = "id, range_start, range_end, version, epoch, root, key_count, updated_at, tree_version";
 
     public const string CountShards = "SELECT count(*) FROM shards";
 
@@ -56,15 +56,17 @@ internal static class SqliteStatements
     public const string ShardExists = "SELECT 1 FROM shards WHERE id = $id";
 
     public const string InsertShard =
-        "INSERT INTO shards (" + ShardColumns + ") VALUES ($id, $range_start, $range_end, 0, 0, $root, 0, $updated_at)";
+        "INSERT INTO shards (" + ShardColumns + ") VALUES ($id, $range_start, $range_end, 0, 0, $root, 0, $updated_at, 0)";
 
     public const string ClaimShard = "UPDATE shards SET epoch = epoch + 1 WHERE id = $id RETURNING " + ShardColumns;
 
     /// <summary>What a commit checks its expectations against, read inside the commit's transaction.</summary>
-    public const string SelectShardForCommit = "SELECT epoch, version, range_start, range_end, key_count FROM shards WHERE id = $id";
+    public const string SelectShardForCommit = "SELECT epoch, version, range_start, range_end, key_count, tree_version FROM shards WHERE id = $id";
 
+    /// <summary>A combined commit ($root set) moves the tree with the data; a data commit ($root null) leaves root and tree version.</summary>
     public const string UpdateShardAfterCommit =
-        "UPDATE shards SET version = $version, root = $root, key_count = $key_count, updated_at = $updated_at " +
+        "UPDATE shards SET version = $version, root = coalesce($root, root), " +
+        "tree_version = CASE WHEN $root IS NULL THEN tree_version ELSE $version END, key_count = $key_count, updated_at = $updated_at " +
         "WHERE id = $id AND epoch = $epoch AND version = $expected_version";
 
     // ---------------------------------------------------------------- splits and merges (run by the writer, in one job)
@@ -81,14 +83,15 @@ internal static class SqliteStatements
 
     /// <summary>The right shard of a split: its range, the split's version, root and key count, and the left shard's epoch.</summary>
     public const string InsertSplitShard =
-        "INSERT INTO shards (" + ShardColumns + ") VALUES ($id, $range_start, $range_end, $version, $epoch, $root, $key_count, $updated_at)";
+        "INSERT INTO shards (" + ShardColumns + ") VALUES ($id, $range_start, $range_end, $version, $epoch, $root, $key_count, $updated_at, $version)";
 
     /// <summary>
     /// Moves a shard to its new range, version, root and key count after a split or merge, conditioned like a commit on
     /// its epoch and version.
     /// </summary>
     public const string UpdateShardRange =
-        "UPDATE shards SET range_end = $range_end, version = $version, root = $root, key_count = $key_count, updated_at = $updated_at " +
+        "UPDATE shards SET range_end = $range_end, version = $version, tree_version = $version, root = $root, key_count = $key_count, " +
+        "updated_at = $updated_at " +
         "WHERE id = $id AND epoch = $epoch AND version = $expected_version";
 
     /// <summary>Removes the right shard of a merge (its rows and nodes are gone by then), conditioned on its epoch and version.</summary>
@@ -132,4 +135,26 @@ internal static class SqliteStatements
         "INSERT INTO smt_nodes (shard_id, hash, kind, a, b) VALUES ($shard, $hash, $kind, $a, $b) ON CONFLICT (shard_id, hash) DO NOTHING";
 
     public const string DeleteNode = "DELETE FROM smt_nodes WHERE shard_id = $shard AND hash = $hash";
+
+    // ---------------------------------------------------------------- the tree's lag (0003_unfolded_changes.sql)
+
+    /// <summary>A key a data commit wrote, to fold into the tree later.</summary>
+    public const string InsertUnfoldedKey = "INSERT INTO unfolded_keys (shard_id, version, key) VALUES ($shard, $version, $key)";
+
+    /// <summary>Forgets the unfolded keys a tree commit folded (a prefix of the primary key).</summary>
+    public const string DeleteUnfoldedThrough = "DELETE FROM unfolded_keys WHERE shard_id = $shard AND version <= $version";
+
+    /// <summary>Forgets a shard's unfolded keys: a split or merge stores complete trees.</summary>
+    public const string DeleteShardUnfolded = "DELETE FROM unfolded_keys WHERE shard_id = $shard";
+
+    /// <summary>What a tree commit checks its expectations against.</summary>
+    public const string SelectShardForTreeCommit = "SELECT epoch, version, tree_version FROM shards WHERE id = $id";
+
+    public const string UpdateShardTree =
+        "UPDATE shards SET root = $root, tree_version = $tree_version WHERE id = $id AND epoch = $epoch AND tree_version = $expected";
+
+    /// <summary>Each unfolded key of a shard once, in key order, with its current value (NULL: deleted).</summary>
+    public const string SelectUnfolded =
+        "SELECT u.key, r.value FROM (SELECT DISTINCT key FROM unfolded_keys WHERE shard_id = $shard) AS u " +
+        "LEFT JOIN rows AS r ON r.shard_id = $shard AND r.key = u.key ORDER BY u.key";
 }

@@ -39,6 +39,8 @@ internal sealed class SqliteWriter : IDisposable
     private readonly SqliteParameter _dsId, _dsEpoch, _dsExpected, _crShard, _crFrom, _mrShard, _mrTo, _mrFrom, _dsnShard, _allocCount;
     private readonly byte[] _hash = new byte[FieldBytes.Length], _a = new byte[FieldBytes.Length], _b = new byte[FieldBytes.Length];
     private readonly byte[] _removedHash = new byte[FieldBytes.Length];
+    // The tree's lag (0003): unfolded keys of data commits, tree commits.
+    private readonly SqliteCommand _insertUnfolded, _deleteUnfoldedThrough, _deleteShardUnfolded, _selectForTree, _updateTree, _selectUnfolded;
 
     public SqliteWriter(SqliteConnection connection, string path, int maxCommitsPerTransaction)
     {
@@ -133,11 +135,32 @@ internal sealed class SqliteWriter : IDisposable
         _deleteShardNodes = Command(connection, SqliteStatements.DeleteShardNodes);
         _dsnShard = Parameter(_deleteShardNodes, "$shard", SqliteType.Integer);
 
+        _insertUnfolded = Command(connection, SqliteStatements.InsertUnfoldedKey);
+        Parameter(_insertUnfolded, "$shard", SqliteType.Integer);
+        Parameter(_insertUnfolded, "$version", SqliteType.Integer);
+        Parameter(_insertUnfolded, "$key", SqliteType.Blob);
+        _deleteUnfoldedThrough = Command(connection, SqliteStatements.DeleteUnfoldedThrough);
+        Parameter(_deleteUnfoldedThrough, "$shard", SqliteType.Integer);
+        Parameter(_deleteUnfoldedThrough, "$version", SqliteType.Integer);
+        _deleteShardUnfolded = Command(connection, SqliteStatements.DeleteShardUnfolded);
+        Parameter(_deleteShardUnfolded, "$shard", SqliteType.Integer);
+        _selectForTree = Command(connection, SqliteStatements.SelectShardForTreeCommit);
+        Parameter(_selectForTree, "$id", SqliteType.Integer);
+        _updateTree = Command(connection, SqliteStatements.UpdateShardTree);
+        Parameter(_updateTree, "$root", SqliteType.Blob);
+        Parameter(_updateTree, "$tree_version", SqliteType.Integer);
+        Parameter(_updateTree, "$id", SqliteType.Integer);
+        Parameter(_updateTree, "$epoch", SqliteType.Integer);
+        Parameter(_updateTree, "$expected", SqliteType.Integer);
+        _selectUnfolded = Command(connection, SqliteStatements.SelectUnfolded);
+        Parameter(_selectUnfolded, "$shard", SqliteType.Integer);
+
         _commands =
         [
             _countShards, _selectShards, _insertShard, _claimShard, _selectForCommit, _updateShard,
             _insertRow, _updateRow, _deleteRow, _insertNode, _deleteNode,
             _allocateShardIds, _insertSplitShard, _updateShardRange, _deleteShard, _countRowsFrom, _moveRowsFrom, _deleteShardNodes,
+            _insertUnfolded, _deleteUnfoldedThrough, _deleteShardUnfolded, _selectForTree, _updateTree, _selectUnfolded,
         ];
 
         _thread = new Thread(Run) { IsBackground = true, Name = "Rustorium shard store writer" };
@@ -322,7 +345,7 @@ internal sealed class SqliteWriter : IDisposable
     public bool Commit(ShardCommit commit, RowWrite[] sortedRows, int rowCount)
     {
         _forCommitId.Value = commit.ShardId;
-        long epoch, version, keyCount;
+        long epoch, version, keyCount, treeVersion;
         KeyRange range;
         using (var r = _selectForCommit.ExecuteReader())
         {
@@ -332,7 +355,9 @@ internal sealed class SqliteWriter : IDisposable
             if (epoch != commit.Epoch || version != commit.ExpectedVersion) throw CommitChecks.Conflict(commit, epoch, version);
             range = ReadRange(r, 2, commit.ShardId);
             keyCount = r.GetInt64(4);
+            treeVersion = r.GetInt64(5);
         }
+        CommitChecks.CheckCombined(commit, treeVersion);
         var rows = sortedRows.AsSpan(0, rowCount);
         CommitChecks.CheckInRange(commit, range, rows);
 
@@ -369,7 +394,8 @@ internal sealed class SqliteWriter : IDisposable
             // Keep no references to the caller's arrays.
             _drKey.Value = _irKey.Value = _irValue.Value = _urKey.Value = _urValue.Value = null;
         }
-        CommitChecks.CheckKeyCount(commit, keyCount, inserted, deleted);
+        long newKeyCount = CommitChecks.CheckKeyCount(commit, keyCount, inserted, deleted);
+        if (commit.NewRoot is null) RecordUnfolded(commit.ShardId, commit.NewVersion, rows);
 
         // Removals first, then additions: a hash in both lists ends up stored (the ISmtNodeStore rule).
         foreach (var hash in commit.RemovedNodes)
@@ -380,8 +406,8 @@ internal sealed class SqliteWriter : IDisposable
         InsertNodes(commit.AddedNodes, $"Commit to shard {commit.ShardId}", nameof(ShardCommit.AddedNodes));
 
         _updVersion.Value = newVersion;
-        _updRoot.Value = FieldBytes.ToBytes(commit.NewRoot);
-        _updKeyCount.Value = commit.NewKeyCount;
+        _updRoot.Value = commit.NewRoot is { } root ? FieldBytes.ToBytes(root) : DBNull.Value;
+        _updKeyCount.Value = newKeyCount;
         _updUpdatedAt.Value = ts;
         _updId.Value = shard;
         _updEpoch.Value = commit.Epoch;
@@ -389,6 +415,87 @@ internal sealed class SqliteWriter : IDisposable
         if (_updateShard.ExecuteNonQuery() != 1)
             throw new GridException(GridErrorCode.Internal, $"Shard {commit.ShardId} changed under its own commit.");
         return true;
+    }
+
+    /// <summary>Lists the keys of a data commit as unfolded at its version.</summary>
+    private void RecordUnfolded(long shardId, long version, ReadOnlySpan<RowWrite> rows)
+    {
+        var p = _insertUnfolded.Parameters;
+        p["$shard"].Value = shardId;
+        p["$version"].Value = version;
+        try
+        {
+            foreach (ref readonly var row in rows)
+            {
+                p["$key"].Value = row.Key;
+                _insertUnfolded.ExecuteNonQuery();
+            }
+        }
+        finally
+        {
+            p["$key"].Value = null;
+        }
+    }
+
+    /// <summary>
+    /// Applies a tree commit (see <see cref="IShardStore.CommitTreeAsync"/>): checks epoch, tree version and the new tree
+    /// version against the data, replaces the nodes, moves root and tree version and forgets the folded keys.
+    /// </summary>
+    public bool CommitTree(ShardTreeCommit commit)
+    {
+        _selectForTree.Parameters["$id"].Value = commit.ShardId;
+        using (var r = _selectForTree.ExecuteReader())
+        {
+            if (!r.Read()) throw CommitChecks.UnknownShard(commit.ShardId);
+            CommitChecks.CheckTreeCommitAgainst(commit, r.GetInt64(0), r.GetInt64(1), r.GetInt64(2));
+        }
+        _dnShard.Value = _inShard.Value = commit.ShardId;
+        foreach (var hash in commit.RemovedNodes)
+        {
+            FieldBytes.Write(hash, _removedHash);
+            _deleteNode.ExecuteNonQuery();
+        }
+        InsertNodes(commit.AddedNodes, $"Tree commit to shard {commit.ShardId}", nameof(ShardTreeCommit.AddedNodes));
+
+        var p = _updateTree.Parameters;
+        p["$root"].Value = FieldBytes.ToBytes(commit.NewRoot);
+        p["$tree_version"].Value = commit.NewTreeVersion;
+        p["$id"].Value = commit.ShardId;
+        p["$epoch"].Value = commit.Epoch;
+        p["$expected"].Value = commit.ExpectedTreeVersion;
+        if (_updateTree.ExecuteNonQuery() != 1)
+            throw new GridException(GridErrorCode.Internal, $"Shard {commit.ShardId} changed under its own tree commit.");
+        _deleteUnfoldedThrough.Parameters["$shard"].Value = commit.ShardId;
+        _deleteUnfoldedThrough.Parameters["$version"].Value = commit.NewTreeVersion;
+        _deleteUnfoldedThrough.ExecuteNonQuery();
+        return true;
+    }
+
+    /// <summary>A shard's unfolded keys with their current values and its versions, read on the writer's connection (one snapshot).</summary>
+    public UnfoldedChanges ReadUnfolded(long shardId)
+    {
+        long version, treeVersion;
+        _selectForTree.Parameters["$id"].Value = shardId;
+        using (var r = _selectForTree.ExecuteReader())
+        {
+            if (!r.Read()) throw CommitChecks.UnknownShard(shardId);
+            version = r.GetInt64(1);
+            treeVersion = r.GetInt64(2);
+        }
+        var rows = new List<RowWrite>();
+        _selectUnfolded.Parameters["$shard"].Value = shardId;
+        using (var r = _selectUnfolded.ExecuteReader())
+        {
+            while (r.Read()) rows.Add(new RowWrite(r.GetFieldValue<byte[]>(0), r.IsDBNull(1) ? null : r.GetFieldValue<byte[]>(1)));
+        }
+        return new UnfoldedChanges(treeVersion, version, rows);
+    }
+
+    /// <summary>Forgets a shard's unfolded keys (a split or merge stores complete trees).</summary>
+    private void ForgetUnfolded(long shardId)
+    {
+        _deleteShardUnfolded.Parameters["$shard"].Value = shardId;
+        _deleteShardUnfolded.ExecuteNonQuery();
     }
 
     /// <summary>Stores <paramref name="nodes"/> under the shard <c>_inShard</c> is bound to (insert-if-absent).</summary>
@@ -466,6 +573,7 @@ internal sealed class SqliteWriter : IDisposable
 
         _dsnShard.Value = split.ShardId;
         _deleteShardNodes.ExecuteNonQuery();
+        ForgetUnfolded(split.ShardId);
         string what = $"Split of shard {split.ShardId}";
         _inShard.Value = split.ShardId;
         InsertNodes(split.LeftNodes, what, nameof(ShardSplit.LeftNodes));
@@ -476,9 +584,9 @@ internal sealed class SqliteWriter : IDisposable
             split.TimestampMicros, what);
         return (
             new ShardState(split.ShardId, new KeyRange(range.Start, split.SplitKey), split.NewVersion, epoch, split.LeftRoot, split.LeftKeyCount,
-                split.TimestampMicros),
+                split.TimestampMicros, split.NewVersion),
             new ShardState(rightId, new KeyRange(split.SplitKey, end), split.NewVersion, epoch, split.RightRoot, split.RightKeyCount,
-                split.TimestampMicros));
+                split.TimestampMicros, split.NewVersion));
     }
 
     /// <summary>
@@ -504,6 +612,8 @@ internal sealed class SqliteWriter : IDisposable
         _deleteShardNodes.ExecuteNonQuery();
         _dsnShard.Value = merge.LeftShardId;
         _deleteShardNodes.ExecuteNonQuery();
+        ForgetUnfolded(merge.RightShardId);
+        ForgetUnfolded(merge.LeftShardId);
         string what = $"Merge of shards {merge.LeftShardId} and {merge.RightShardId}";
         _inShard.Value = merge.LeftShardId;
         InsertNodes(merge.Nodes, what, nameof(ShardMerge.Nodes));
@@ -517,7 +627,7 @@ internal sealed class SqliteWriter : IDisposable
         MoveShard(merge.LeftShardId, leftEpoch, merge.LeftExpectedVersion, end, merge.NewVersion, merge.Root, merge.KeyCount,
             merge.TimestampMicros, what);
         return new ShardState(merge.LeftShardId, new KeyRange(leftRange.Start, end), merge.NewVersion, leftEpoch, merge.Root, merge.KeyCount,
-            merge.TimestampMicros);
+            merge.TimestampMicros, merge.NewVersion);
     }
 
     /// <summary>Moves the shard-id counter on by <paramref name="count"/>; returns the last id taken (never one given before).</summary>

@@ -145,22 +145,23 @@ public sealed class SqliteShardStoreTests : IDisposable
         {
             Assert.Equal("wal", Scalar(raw, "PRAGMA journal_mode"));
             Assert.Equal(0x52475353L, Scalar(raw, "PRAGMA application_id"));
-            Assert.Equal(2L, Scalar(raw, "SELECT count(*) FROM schema_migrations"));
+            Assert.Equal(3L, Scalar(raw, "SELECT count(*) FROM schema_migrations"));
             Assert.Equal("0001_initial", Scalar(raw, "SELECT name FROM schema_migrations WHERE version = 1"));
             Assert.Equal("0002_shard_id_counter", Scalar(raw, "SELECT name FROM schema_migrations WHERE version = 2"));
+            Assert.Equal("0003_unfolded_changes", Scalar(raw, "SELECT name FROM schema_migrations WHERE version = 3"));
             Assert.Equal(3L, Scalar(raw, "SELECT last_id FROM shard_id_counter")); // the layout's ids 1…3 came from it
             appliedAt = (long)Scalar(raw, "SELECT applied_at FROM schema_migrations WHERE version = 1")!;
-            foreach (var table in new[] { "rows", "smt_nodes" })
+            foreach (var table in new[] { "rows", "smt_nodes", "unfolded_keys" })
                 Assert.Contains("WITHOUT ROWID", (string)Scalar(raw, $"SELECT sql FROM sqlite_schema WHERE name = '{table}'")!);
             Assert.Equal(3L, Scalar(raw, "SELECT count(*) FROM shards"));
             Assert.Equal(1L, Scalar(raw, "SELECT count(*) FROM shards WHERE range_end IS NULL"));
         }
-        Assert.Equal(2, SqliteShardStore.SchemaVersion);
+        Assert.Equal(3, SqliteShardStore.SchemaVersion);
 
         await using (var store = await _directory.OpenAsync(name)) Assert.Equal(3, (await store.ListShardsAsync(_ct)).Count);
         await using (var raw = OpenRaw(name))
         {
-            Assert.Equal(2L, Scalar(raw, "SELECT count(*) FROM schema_migrations"));
+            Assert.Equal(3L, Scalar(raw, "SELECT count(*) FROM schema_migrations"));
             Assert.Equal(appliedAt, Scalar(raw, "SELECT applied_at FROM schema_migrations WHERE version = 1"));
         }
     }
@@ -334,8 +335,37 @@ public sealed class SqliteShardStoreTests : IDisposable
         }
         await using (var raw = OpenRaw(name))
         {
-            Assert.Equal(2L, Scalar(raw, "SELECT count(*) FROM schema_migrations"));
+            Assert.Equal(3L, Scalar(raw, "SELECT count(*) FROM schema_migrations"));
             Assert.Equal(8L, Scalar(raw, "SELECT last_id FROM shard_id_counter"));
+        }
+    }
+
+    [Fact]
+    public async Task AStoreFromBeforeTheTreeCouldLagHasItsTreesAtTheirVersions()
+    {
+        const string name = "upgrade-tree";
+        await using (var store = await _directory.OpenAsync(name))
+        {
+            var shards = await store.InitializeAsync(ThreeShards, _ct);
+            var (left, _) = await store.SplitAsync(EmptySplit(shards[2], K("c0")), _ct); // version 1, rows and tree together
+            Assert.Equal(1, left.TreeVersion);
+        }
+        // Turn it into a version-2 store: no tree version, no unfolded keys.
+        await using (var raw = OpenRaw(name, readOnly: false))
+        {
+            Execute(raw, "DROP TABLE unfolded_keys");
+            Execute(raw, "ALTER TABLE shards DROP COLUMN tree_version");
+            Execute(raw, "DELETE FROM schema_migrations WHERE version = 3");
+        }
+        await using (var store = await _directory.OpenAsync(name))
+        {
+            foreach (var shard in await store.ListShardsAsync(_ct))
+            {
+                Assert.Equal(shard.Version, shard.TreeVersion);
+                Assert.False(shard.HasUnfolded);
+                Assert.Empty((await store.ReadUnfoldedAsync(shard.ShardId, _ct)).Rows);
+            }
+            Assert.Contains(await store.ListShardsAsync(_ct), s => s.Version == 1);
         }
     }
 
