@@ -89,7 +89,7 @@ public sealed class AdminClusterCommandTests(ClusterFixture cluster) : IClassFix
             Assert.True(put.ExitCode == 0, put.ToString());
             shard = JsonDocument.Parse(put.Out).RootElement.GetProperty("shard").GetInt64();
         }
-        var before = await ShardStatusAsync(shard);
+        var before = await FoldedShardStatusAsync(shard); // its root is then the tree of all 40 keys
 
         var split = await Cli.RunAsync("admin", "split", shard.ToString(), "--endpoint", cluster.A.Endpoint, "--json");
         Assert.True(split.ExitCode == 0, split.ToString());
@@ -114,6 +114,7 @@ public sealed class AdminClusterCommandTests(ClusterFixture cluster) : IClassFix
         var merge = await Cli.RunAsync("admin", "merge", shard.ToString(), "--endpoint", cluster.B.Endpoint, "--json");
         Assert.True(merge.ExitCode == 0, merge.ToString());
         var merged = await ShardStatusAsync(shard);
+        Assert.Equal(merged.GetProperty("version").GetInt64(), merged.GetProperty("treeVersion").GetInt64()); // a merge stores a complete tree
         Assert.Equal(before.GetProperty("range").GetString(), merged.GetProperty("range").GetString());
         Assert.Equal(before.GetProperty("root").GetString(), merged.GetProperty("root").GetString()); // the tree of the same contents
         Assert.Equal(before.GetProperty("keys").GetInt64(), merged.GetProperty("keys").GetInt64());
@@ -127,6 +128,19 @@ public sealed class AdminClusterCommandTests(ClusterFixture cluster) : IClassFix
         Assert.Contains("no right neighbour", noNeighbour.Err);
 
         static string Hex(string? hex) => hex ?? "∞";
+    }
+
+    /// <summary>The shard's status once its tree has folded every committed write (the root is of the data's version).</summary>
+    private async Task<JsonElement> FoldedShardStatusAsync(long shard)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (true)
+        {
+            var status = await ShardStatusAsync(shard);
+            if (status.GetProperty("treeVersion").GetInt64() == status.GetProperty("version").GetInt64()) return status;
+            Assert.True(DateTime.UtcNow < deadline, $"shard {shard}'s tree did not catch up with its data: {status}");
+            await Task.Delay(50);
+        }
     }
 
     private async Task<JsonElement> ShardStatusAsync(long shard)

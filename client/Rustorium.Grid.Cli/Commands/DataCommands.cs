@@ -193,11 +193,12 @@ internal static partial class DataCommands
             }
             foreach (var s in statuses)
             {
-                Print(console, parse.GetValue(common.Json), $"shard {s.ShardId} {s.Range} version {s.Version} keys {s.KeyCount} epoch {s.Epoch} on {s.Silo} root {s.Root}", w =>
+                Print(console, parse.GetValue(common.Json), $"shard {s.ShardId} {s.Range} version {s.Version} keys {s.KeyCount} epoch {s.Epoch} on {s.Silo} root {s.Root} (tree version {s.TreeVersion})", w =>
                 {
                     w.WriteNumber("shard", s.ShardId);
                     w.WriteString("range", s.Range.ToString());
                     w.WriteNumber("version", s.Version);
+                    w.WriteNumber("treeVersion", s.TreeVersion);
                     w.WriteNumber("keys", s.KeyCount);
                     w.WriteNumber("epoch", s.Epoch);
                     w.WriteString("silo", s.Silo);
