@@ -92,6 +92,10 @@ public sealed class ShardEngine : IAsyncDisposable
     /// <exception cref="GridException"><see cref="GridErrorCode.Unavailable"/> if the engine stopped folding first.</exception>
     public Task WaitForTreeAsync(CancellationToken cancellationToken = default) => _folder.WaitForTreeVersionAsync(Version, cancellationToken);
 
+    /// <summary>The error of a commit (data or tree) the store refused because another owner moved the epoch on.</summary>
+    internal static GridException StaleEpoch(long shardId, long epoch, Exception refusal) =>
+        new(GridErrorCode.NotOwner, $"Shard {shardId} is owned elsewhere now (epoch {epoch} is stale).", refusal);
+
     private void Fence(GridException error) => Interlocked.CompareExchange(ref _fenced, error, null);
 
     private void ThrowIfFenced()

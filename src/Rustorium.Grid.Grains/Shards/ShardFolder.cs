@@ -302,7 +302,7 @@ internal sealed class ShardFolder : IAsyncDisposable
             if (ex is GridException { Code: GridErrorCode.Conflict })
             {
                 // Another owner moved the epoch on: this activation must never write again.
-                var fenced = new GridException(GridErrorCode.NotOwner, $"Shard {_shardId} is owned elsewhere now (epoch {_epoch} is stale).", ex);
+                var fenced = ShardEngine.StaleEpoch(_shardId, _epoch, ex);
                 _fenced(fenced);
                 throw fenced;
             }

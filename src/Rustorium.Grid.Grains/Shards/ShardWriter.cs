@@ -152,7 +152,7 @@ internal sealed class ShardWriter : IAsyncDisposable
             if (error.Code == GridErrorCode.Conflict)
             {
                 // Another owner moved the epoch on: this activation must never write again.
-                error = new GridException(GridErrorCode.NotOwner, $"Shard {_shardId} is owned elsewhere now (epoch {_epoch} is stale).", ex);
+                error = ShardEngine.StaleEpoch(_shardId, _epoch, ex);
                 _fenced(error);
                 _queue.Writer.TryComplete();
             }

@@ -4,7 +4,7 @@ namespace Rustorium.Grid.Grains.Shards;
 
 /// <summary>
 /// Folds the groups of all the shards of a silo into their trees together (<see cref="SparseMerkleTree.ApplyBatches"/>):
-/// each shard's group is small (its few concurrent writers), and hashed alone it would leave most of Poseidon's eight
+/// each shard's fold may be small (few writes since its last one), and hashed alone it would leave most of Poseidon's eight
 /// AVX-512 lanes empty; hashed in shared rounds with the other shards' groups, the lanes fill. One silo-wide instance.
 /// </summary>
 /// <remarks>

@@ -397,13 +397,7 @@ internal sealed class SqliteWriter : IDisposable
         long newKeyCount = CommitChecks.CheckKeyCount(commit, keyCount, inserted, deleted);
         if (commit.NewRoot is null) RecordUnfolded(commit.ShardId, commit.NewVersion, rows);
 
-        // Removals first, then additions: a hash in both lists ends up stored (the ISmtNodeStore rule).
-        foreach (var hash in commit.RemovedNodes)
-        {
-            FieldBytes.Write(hash, _removedHash);
-            _deleteNode.ExecuteNonQuery();
-        }
-        InsertNodes(commit.AddedNodes, $"Commit to shard {commit.ShardId}", nameof(ShardCommit.AddedNodes));
+        ChangeNodes(commit.RemovedNodes, commit.AddedNodes, $"Commit to shard {commit.ShardId}", nameof(ShardCommit.AddedNodes));
 
         _updVersion.Value = newVersion;
         _updRoot.Value = commit.NewRoot is { } root ? FieldBytes.ToBytes(root) : DBNull.Value;
@@ -417,23 +411,38 @@ internal sealed class SqliteWriter : IDisposable
         return true;
     }
 
+    /// <summary>
+    /// Removes then adds nodes of the shard <c>_dnShard</c> and <c>_inShard</c> are bound to: a hash in both lists ends up
+    /// stored (the ISmtNodeStore rule). For combined commits and tree commits alike.
+    /// </summary>
+    private void ChangeNodes(IReadOnlyList<Fr> removed, IReadOnlyList<SmtNodeEntry> added, string what, string list)
+    {
+        foreach (var hash in removed)
+        {
+            FieldBytes.Write(hash, _removedHash);
+            _deleteNode.ExecuteNonQuery();
+        }
+        InsertNodes(added, what, list);
+    }
+
     /// <summary>Lists the keys of a data commit as unfolded at its version.</summary>
     private void RecordUnfolded(long shardId, long version, ReadOnlySpan<RowWrite> rows)
     {
         var p = _insertUnfolded.Parameters;
         p["$shard"].Value = shardId;
         p["$version"].Value = version;
+        var key = p["$key"]; // looked up once: this runs for every row of every data commit
         try
         {
             foreach (ref readonly var row in rows)
             {
-                p["$key"].Value = row.Key;
+                key.Value = row.Key;
                 _insertUnfolded.ExecuteNonQuery();
             }
         }
         finally
         {
-            p["$key"].Value = null;
+            key.Value = null;
         }
     }
 
@@ -450,12 +459,7 @@ internal sealed class SqliteWriter : IDisposable
             CommitChecks.CheckTreeCommitAgainst(commit, r.GetInt64(0), r.GetInt64(1), r.GetInt64(2));
         }
         _dnShard.Value = _inShard.Value = commit.ShardId;
-        foreach (var hash in commit.RemovedNodes)
-        {
-            FieldBytes.Write(hash, _removedHash);
-            _deleteNode.ExecuteNonQuery();
-        }
-        InsertNodes(commit.AddedNodes, $"Tree commit to shard {commit.ShardId}", nameof(ShardTreeCommit.AddedNodes));
+        ChangeNodes(commit.RemovedNodes, commit.AddedNodes, $"Tree commit to shard {commit.ShardId}", nameof(ShardTreeCommit.AddedNodes));
 
         var p = _updateTree.Parameters;
         p["$root"].Value = FieldBytes.ToBytes(commit.NewRoot);
