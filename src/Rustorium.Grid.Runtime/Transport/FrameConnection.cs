@@ -313,8 +313,11 @@ internal sealed class FrameConnection
             {
                 while (reader.TryRead(out var frame))
                 {
-                    var wait = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), frame.DueTimestamp);
-                    if (wait > TimeSpan.Zero) await Task.Delay(wait, _abort.Token).ConfigureAwait(false);
+                    // A timer may fire a little early (its clock ticks in milliseconds): wait again until the frame is due, so a
+                    // simulated delay is never shorter than asked.
+                    TimeSpan wait;
+                    while ((wait = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), frame.DueTimestamp)) > TimeSpan.Zero)
+                        await Task.Delay(wait, _abort.Token).ConfigureAwait(false);
                     lock (_writeLock)
                     {
                         if (!_outputCompleted)
