@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Reflection;
 using System.Text;
+using Rustorium.Grid.Testing;
 
 namespace Rustorium.Grid.Cli.Tests;
 
@@ -38,12 +39,7 @@ internal sealed class TestSilo : IAsyncDisposable
     private static string SiloAssembly =>
         typeof(TestSilo).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "SiloAssembly").Value!;
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    private static int FreePort() => LoopbackPorts.Take();
 
     /// <summary>Starts a silo and waits until GET /health says "ok".</summary>
     /// <param name="extraArgs">More silo options, e.g. <c>--store postgres --postgres CONN</c> for a cluster member.</param>
@@ -51,7 +47,6 @@ internal sealed class TestSilo : IAsyncDisposable
     {
         int port = FreePort();
         int httpPort = FreePort();
-        while (httpPort == port) httpPort = FreePort();
         var data = Directory.CreateTempSubdirectory("grid-cli-silo-").FullName;
         var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
         {

@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Reflection;
 using System.Text;
+using Rustorium.Grid.Testing;
 
 namespace Rustorium.Grid.Silo.Tests;
 
@@ -42,19 +43,13 @@ internal sealed class SiloProcess : IAsyncDisposable
     public static string SiloAssembly =>
         typeof(SiloProcess).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "SiloAssembly").Value!;
 
-    /// <summary>A port free right now (bound to port 0 and released).</summary>
-    public static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    /// <summary>A loopback port free now and not handed out before (<see cref="LoopbackPorts"/>).</summary>
+    public static int FreePort() => LoopbackPorts.Take();
 
     public static SiloProcess Start(string dataDirectory, params string[] extraArgs)
     {
         int port = FreePort();
         int httpPort = FreePort();
-        while (httpPort == port) httpPort = FreePort();
         return StartOn(dataDirectory, port, httpPort, extraArgs);
     }
 

@@ -321,13 +321,8 @@ public sealed class PostgresServer : IAsyncDisposable
         }
     }
 
-    /// <summary>A loopback TCP port that is free right now.</summary>
-    public static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    /// <summary>A loopback port free now and not handed out before (<see cref="LoopbackPorts"/>).</summary>
+    public static int FreePort() => LoopbackPorts.Take();
 
     private Task RunToolAsync(string tool, IReadOnlyList<string> arguments) =>
         RunAsync(Path.Combine(BinDirectory, tool), arguments, _asPostgresUser);
