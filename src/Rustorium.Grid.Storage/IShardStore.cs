@@ -148,6 +148,18 @@ public interface IShardNodeReader : IDisposable
 {
     /// <summary>The node with this hash, if the shard's tree holds it.</summary>
     bool TryGetNode(in Fr hash, out SmtNode node);
+
+    /// <summary>
+    /// Many lookups at once, each answered as <see cref="TryGetNode"/> would: <paramref name="found"/>[i] says whether
+    /// <paramref name="nodes"/>[i] holds the node of <paramref name="hashes"/>[i]. A store over a server answers in one
+    /// round trip; the default asks one by one.
+    /// </summary>
+    void GetNodes(ReadOnlySpan<Fr> hashes, Span<SmtNode> nodes, Span<bool> found)
+    {
+        if (nodes.Length != hashes.Length || found.Length != hashes.Length)
+            throw new ArgumentException($"{hashes.Length} hashes need as many node and found slots; got {nodes.Length} and {found.Length}.", nameof(nodes));
+        for (int i = 0; i < hashes.Length; i++) found[i] = TryGetNode(hashes[i], out nodes[i]);
+    }
 }
 
 /// <summary>A shard's durable metadata.</summary>

@@ -29,7 +29,7 @@ namespace Rustorium.Grid.Storage;
 /// </list>
 /// <para>Not thread-safe, like the tree that owns it: one shard activation, one turn at a time.</para>
 /// </remarks>
-public sealed class ShardTreeNodeStore : ISmtNodeStore, IDisposable
+public sealed class ShardTreeNodeStore : ISmtNodeStore, ISmtBulkNodeReader, IDisposable
 {
     /// <summary>Default cache size: 16,384 nodes (about 2.5 MiB with its index), the top 14 levels of a full tree.</summary>
     public const int DefaultCacheCapacity = 16 * 1024;
@@ -112,10 +112,68 @@ public sealed class ShardTreeNodeStore : ISmtNodeStore, IDisposable
     /// <inheritdoc />
     public bool TryGetNode(in Fr hash, out SmtNode node)
     {
-        if (Find(_open, hash, out node, out bool gone) || gone) return !gone;
+        if (TryGetStaged(hash, out node, out bool gone)) return true;
+        return !gone && TryGetCommitted(hash, out node);
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// Staged layers and the cache answer first; the rest go to the store's reader in one
+    /// <see cref="IShardNodeReader.GetNodes"/> call (one round trip on PostgreSQL). Nodes read so are cached only when the
+    /// call missed few (at most an eighth of the cache): a batch's deep levels would otherwise flush the top levels every
+    /// operation reads.
+    /// </remarks>
+    public void GetNodes(ReadOnlySpan<Fr> hashes, Span<SmtNode> nodes, Span<bool> found)
+    {
+        if (nodes.Length != hashes.Length || found.Length != hashes.Length)
+            throw new ArgumentException($"{hashes.Length} hashes need as many node and found slots; got {nodes.Length} and {found.Length}.", nameof(nodes));
+        List<int>? misses = null;
+        for (int i = 0; i < hashes.Length; i++)
+        {
+            if (TryGetStaged(hashes[i], out nodes[i], out bool gone))
+            {
+                found[i] = true;
+                continue;
+            }
+            if (gone)
+            {
+                found[i] = false;
+                continue;
+            }
+            if (_cache.TryGet(hashes[i], out nodes[i]))
+            {
+                CacheHits++;
+                found[i] = true;
+                continue;
+            }
+            (misses ??= new()).Add(i);
+        }
+        if (misses is null) return;
+
+        var missHashes = new Fr[misses.Count];
+        for (int j = 0; j < misses.Count; j++) missHashes[j] = hashes[misses[j]];
+        var missNodes = new SmtNode[misses.Count];
+        var missFound = new bool[misses.Count];
+        StoreReads += misses.Count;
+        _reader.GetNodes(missHashes, missNodes, missFound);
+        bool cache = misses.Count <= Math.Max(1, _cache.Capacity / 8);
+        for (int j = 0; j < misses.Count; j++)
+        {
+            int i = misses[j];
+            found[i] = missFound[j];
+            if (!missFound[j]) continue;
+            nodes[i] = missNodes[j];
+            if (cache) _cache.Set(missHashes[j], missNodes[j]);
+        }
+    }
+
+    /// <summary>The node if a staged layer holds it; <paramref name="gone"/> if a staged layer removed it.</summary>
+    private bool TryGetStaged(in Fr hash, out SmtNode node, out bool gone)
+    {
+        if (Find(_open, hash, out node, out gone) || gone) return !gone;
         for (int i = _taken.Count - 1; i >= 0; i--)
             if (Find(_taken[i], hash, out node, out gone) || gone) return !gone;
-        return TryGetCommitted(hash, out node);
+        return false;
     }
 
     private static bool Find(Layer layer, in Fr hash, out SmtNode node, out bool gone)

@@ -379,6 +379,40 @@ public abstract class ShardStoreContractTests
     // ---------------------------------------------------------------- tree nodes
 
     [Fact]
+    public async Task ABulkNodeReadAnswersEachHashAsASingleReadWouldInAnyOrderAndNeverAcrossShards()
+    {
+        var (store, _) = await NewStoreAsync(ThreeShards);
+        await using var owned = store;
+        var shard = await ShardAtAsync(store, "00");
+        var other = await ShardAtAsync(store, "80");
+        var leaves = Enumerable.Range(1, 40).Select(i => SmtNode.Leaf(F((ulong)i), F((ulong)(i * 10)))).ToList();
+        var middle = SmtNode.Middle(leaves[0].Hash(), leaves[1].Hash());
+        await store.CommitAsync(WithNodes(Next(shard, 0), [.. leaves.Select(Entry), Entry(middle)], []), _ct);
+        var foreign = SmtNode.Leaf(F(777), F(1));
+        await store.CommitAsync(WithNodes(Next(other, 0), [Entry(foreign)], []), _ct);
+
+        // Stored, absent, another shard's, and one hash twice; in no particular order.
+        Fr[] hashes = [leaves[5].Hash(), F(424242), middle.Hash(), foreign.Hash(), leaves[5].Hash(), .. leaves.Skip(10).Select(l => l.Hash()), Fr.Zero];
+        var nodes = new SmtNode[hashes.Length];
+        var found = new bool[hashes.Length];
+        using var reader = store.OpenNodeReader(shard.ShardId);
+        reader.GetNodes(hashes, nodes, found);
+        for (int i = 0; i < hashes.Length; i++)
+        {
+            bool single = reader.TryGetNode(hashes[i], out var expected);
+            Assert.Equal(single, found[i]);
+            if (single) Assert.Equal(expected, nodes[i]);
+        }
+        Assert.Equal([true, false, true, false, true], found[..5]);
+        Assert.Equal(middle, nodes[2]);
+        Assert.Equal(leaves[5], nodes[4]);
+        Assert.False(found[^1]);
+
+        reader.GetNodes([], [], []); // nothing asked, nothing answered
+        Assert.Throws<ArgumentException>(() => reader.GetNodes(hashes, new SmtNode[1], found));
+    }
+
+    [Fact]
     public async Task NodesAddedAndRemovedByCommitsAreVisibleThroughTheReader()
     {
         var (store, name) = await NewStoreAsync(ThreeShards);

@@ -45,6 +45,22 @@ public interface ISmtNodeStore
     void Commit(SmtNodeBatch batch);
 }
 
+/// <summary>
+/// Optional for an <see cref="ISmtNodeStore"/>: looks many nodes up in one go. A store over a database implements it so
+/// that <see cref="SparseMerkleTree.ApplyBatch"/> reads the paths of a batch one tree level per round trip instead of one
+/// node per round trip.
+/// </summary>
+public interface ISmtBulkNodeReader
+{
+    /// <summary>
+    /// For each i, looks up <paramref name="hashes"/>[i]: if stored, sets <paramref name="nodes"/>[i] and
+    /// <paramref name="found"/>[i] = true, else <paramref name="found"/>[i] = false. Answers exactly as
+    /// <see cref="ISmtNodeStore.TryGetNode"/> would for each hash.
+    /// </summary>
+    /// <exception cref="ArgumentException">The spans differ in length.</exception>
+    void GetNodes(ReadOnlySpan<Fr> hashes, Span<SmtNode> nodes, Span<bool> found);
+}
+
 /// <summary>A node to add to a store, under its hash.</summary>
 /// <param name="Hash">The node's hash (<see cref="SmtNode.Hash"/>), already computed.</param>
 /// <param name="Node">The node.</param>

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Rustorium.Grid.Crypto.Poseidon;
 
 namespace Rustorium.Grid.Crypto.Smt;
@@ -27,13 +28,18 @@ public sealed partial class SparseMerkleTree
     /// or <see cref="SmtErrorCode.Conflict"/> from the store.</exception>
     public void ApplyBatch(ReadOnlySpan<SmtChange> changes)
     {
-        if (changes.IsEmpty) return;
+        if (changes.IsEmpty)
+        {
+            _preloaded.Clear();
+            return;
+        }
         var items = SortedItems(changes);
 
         var batch = BeginBatch();
         try
         {
             var oldRoot = batch.OldRoot;
+            Preload(in oldRoot, items);
             var planner = new BatchPlanner(this, batch, items.Length);
             int rootRef = planner.Plan(oldRoot, 0, items);
             planner.Prepare(rootRef);
@@ -45,7 +51,86 @@ public sealed partial class SparseMerkleTree
         finally
         {
             batch.Clear();
+            _preloaded.Clear();
         }
+    }
+
+    /// <summary>
+    /// Looks up many keys at once: <paramref name="found"/>[i] and <paramref name="values"/>[i] are what
+    /// <see cref="TryGet"/> gives for <paramref name="keys"/>[i]. Over a store that reads in bulk
+    /// (<see cref="ISmtBulkNodeReader"/>) the paths are read a level per call, and the nodes read stay at hand for an
+    /// <see cref="ApplyBatch"/> of the same keys that follows (which then reads nothing more for them).
+    /// </summary>
+    /// <exception cref="ArgumentException">The spans differ in length.</exception>
+    /// <exception cref="SmtException"><see cref="SmtErrorCode.CorruptStore"/> if a node on a path is missing.</exception>
+    public void GetMany(ReadOnlySpan<Fr> keys, Span<Fr> values, Span<bool> found)
+    {
+        if (values.Length != keys.Length || found.Length != keys.Length)
+            throw new ArgumentException($"{keys.Length} keys need as many value and found slots; got {values.Length} and {found.Length}.", nameof(values));
+        _preloaded.Clear();
+        if (_store is ISmtBulkNodeReader && keys.Length > 1)
+        {
+            var items = new BatchItem[keys.Length];
+            for (int i = 0; i < keys.Length; i++) items[i] = new BatchItem(SmtChange.Upsert(keys[i], Fr.Zero), KeyBits.Of(keys[i]));
+            items.AsSpan().Sort(static (a, b) => KeyBits.ComparePathOrder(a.Bits, b.Bits));
+            Preload(_store.Root, items);
+        }
+        for (int i = 0; i < keys.Length; i++) found[i] = TryGet(keys[i], out values[i]);
+    }
+
+    /// <summary>
+    /// Reads ahead, one tree level per <see cref="ISmtBulkNodeReader.GetNodes"/> call, every stored node the plan of
+    /// <paramref name="items"/> (path order) will walk from <paramref name="root"/>; nothing if the store cannot read in
+    /// bulk. Nodes already at hand (from <see cref="GetMany"/>) are not read again. Planning then finds them in
+    /// <see cref="_preloaded"/>; a node the store lacks is left for planning to report. Nodes are content-addressed, so
+    /// one read ahead stays right for as long as it is kept: the batch clears them when it ends.
+    /// </summary>
+    private void Preload(in Fr root, ReadOnlySpan<BatchItem> items)
+    {
+        if (_store is not ISmtBulkNodeReader bulk || root.IsZero) return;
+        var frontier = new List<(Fr Hash, int Start, int End)> { (root, 0, items.Length) };
+        var next = new List<(Fr Hash, int Start, int End)>();
+        var hashes = new List<Fr>();
+        var nodes = Array.Empty<SmtNode>();
+        var found = Array.Empty<bool>();
+        for (int level = 0; frontier.Count > 0 && level <= MaxDepth; level++)
+        {
+            hashes.Clear();
+            foreach (var (hash, _, _) in frontier)
+                if (!_preloaded.ContainsKey(hash)) hashes.Add(hash);
+            if (hashes.Count > 0)
+            {
+                if (nodes.Length < hashes.Count)
+                {
+                    nodes = new SmtNode[Math.Max(hashes.Count, 2 * nodes.Length)];
+                    found = new bool[nodes.Length];
+                }
+                bulk.GetNodes(CollectionsMarshal.AsSpan(hashes), nodes.AsSpan(0, hashes.Count), found.AsSpan(0, hashes.Count));
+                for (int i = 0; i < hashes.Count; i++)
+                    if (found[i]) _preloaded[hashes[i]] = nodes[i];
+            }
+            next.Clear();
+            foreach (var (hash, start, end) in frontier)
+            {
+                if (!_preloaded.TryGetValue(hash, out var node) || !node.IsMiddle) continue;
+                int split = start + SplitByBit(items[start..end], level);
+                if (split > start && !node.A.IsZero) next.Add((node.A, start, split));
+                if (split < end && !node.B.IsZero) next.Add((node.B, split, end));
+            }
+            (frontier, next) = (next, frontier);
+        }
+    }
+
+    /// <summary>How many of <paramref name="items"/> (path order within one subtree) take the left child at <paramref name="level"/>.</summary>
+    private static int SplitByBit(ReadOnlySpan<BatchItem> items, int level)
+    {
+        int lo = 0, hi = items.Length;
+        while (lo < hi)
+        {
+            int mid = (lo + hi) >>> 1;
+            if (items[mid].Bits.Bit(level)) hi = mid; else lo = mid + 1;
+        }
+        return lo;
     }
 
     /// <summary>The changes with their key bits, in path order; refuses undefined operations and repeated keys.</summary>
@@ -94,12 +179,17 @@ public sealed partial class SparseMerkleTree
         var roots = new int[k];
         for (int t = 0; t < k; t++)
         {
-            if (changes[t] is not { Length: > 0 } list) continue;
             var tree = trees[t];
+            if (changes[t] is not { Length: > 0 } list)
+            {
+                tree._preloaded.Clear();
+                continue;
+            }
             try
             {
                 var items = SortedItems(list);
                 var batch = tree.BeginBatch();
+                tree.Preload(batch.OldRoot, items);
                 var planner = new BatchPlanner(tree, batch, items.Length);
                 roots[t] = planner.Plan(batch.OldRoot, 0, items);
                 planner.Prepare(roots[t]);
@@ -110,6 +200,10 @@ public sealed partial class SparseMerkleTree
                 // Planning reads the tree's store, which may fail (I/O) as well as refuse a change: this tree only.
                 errors[t] = e;
                 tree._batch.Clear();
+            }
+            finally
+            {
+                tree._preloaded.Clear();
             }
         }
 
@@ -245,7 +339,7 @@ public sealed partial class SparseMerkleTree
             if (level >= MaxDepth)
                 throw SmtException.Corrupt($"Middle node {hash} at level {level}: no two keys below p can share {MaxDepth} path bits.");
 
-            int split = Split(items, level);
+            int split = SplitByBit(items, level);
             int left = split == 0 ? Existing(node.A) : Plan(node.A, level + 1, items[..split]);
             int right = split == items.Length ? Existing(node.B) : Plan(node.B, level + 1, items[split..]);
 
@@ -515,17 +609,6 @@ public sealed partial class SparseMerkleTree
         }
 
         /// <summary>Index of the first item whose key has bit <paramref name="level"/> set (items share all lower bits and are in path order).</summary>
-        private static int Split(Span<BatchItem> items, int level)
-        {
-            int lo = 0, hi = items.Length;
-            while (lo < hi)
-            {
-                int mid = (lo + hi) >>> 1;
-                if (items[mid].Bits.Bit(level)) hi = mid; else lo = mid + 1;
-            }
-            return lo;
-        }
-
         private static int Split(Span<LeafEntry> leaves, int level)
         {
             int lo = 0, hi = leaves.Length;

@@ -38,6 +38,9 @@ public sealed partial class SparseMerkleTree
     private readonly Fr[] _siblings = new Fr[MaxDepth + 1];
     private int _depth;
     private bool _endIsLeaf;
+
+    // Nodes read ahead for the batch being planned (see Preload); empty outside ApplyBatch(es).
+    private readonly Dictionary<Fr, SmtNode> _preloaded = new();
     private Fr _leafHash, _leafKey, _leafValue;
 
     /// <summary>A tree over <paramref name="store"/>, continuing from the store's current root.</summary>
@@ -264,7 +267,10 @@ public sealed partial class SparseMerkleTree
 
     private SmtNode Load(in Fr hash, int level)
     {
-        if (!_store.TryGetNode(hash, out var node)) throw SmtException.MissingNode(hash, level);
+        if (_preloaded.Count == 0 || !_preloaded.TryGetValue(hash, out var node))
+        {
+            if (!_store.TryGetNode(hash, out node)) throw SmtException.MissingNode(hash, level);
+        }
         if (node.Kind is not (SmtNodeKind.Middle or SmtNodeKind.Leaf))
             throw SmtException.Corrupt($"The node store returned a node of unknown kind {(byte)node.Kind} for {hash}.");
         return node;

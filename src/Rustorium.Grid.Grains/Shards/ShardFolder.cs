@@ -236,10 +236,15 @@ internal sealed class ShardFolder : IAsyncDisposable
         await _tree.Lock.WaitAsync().ConfigureAwait(false);
         try
         {
+            // What each key holds now, its paths read a level per round trip (and kept for the batch below).
+            var olds = new Fr[rows.Count];
+            var presents = new bool[rows.Count];
+            _tree.Tree.GetMany(keyHashes, olds, presents);
             var changes = new List<SmtChange>(rows.Count);
             for (int i = 0, v = 0; i < rows.Count; i++)
             {
-                bool present = _tree.Tree.TryGet(keyHashes[i], out var old);
+                bool present = presents[i];
+                var old = olds[i];
                 if (rows[i].Value is null)
                 {
                     if (!present) continue;

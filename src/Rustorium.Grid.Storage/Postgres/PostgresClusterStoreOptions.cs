@@ -75,6 +75,8 @@ public sealed record PostgresClusterStoreOptions
             // Quoted: an unquoted name in search_path folds to lower case, and the migrator creates the schema quoted.
             SearchPath = PostgresMigrator.QuoteSchema(Schema),
             CommandTimeout = (int)CommandTimeout.TotalSeconds,
+            // No session state (transaction-scoped locks and settings only): skip the pool's reset, as the shard store does.
+            NoResetOnClose = true,
         };
         if (SessionOwner is { } owner) builder.ApplicationName = PostgresSessions.ApplicationNameFor(owner);
         else if (string.IsNullOrEmpty(builder.ApplicationName)) builder.ApplicationName = "rustorium-grid-cluster";

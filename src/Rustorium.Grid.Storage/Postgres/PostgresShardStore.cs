@@ -828,47 +828,99 @@ public sealed class PostgresShardStore : IShardStore
 
     private sealed class NodeReader(PostgresShardStore store, long shardId) : IShardNodeReader
     {
+        /// <summary>Hashes per statement: the array parameter stays a few MB at most.</summary>
+        private const int MaxHashesPerStatement = 16 * 1024;
+
         public bool TryGetNode(in Fr hash, out SmtNode node)
         {
-            store.ThrowIfDisposed();
-            NpgsqlConnection connection;
+            using var connection = Open();
             try
             {
-                connection = store._dataSource.OpenConnection();
+                using var command = new NpgsqlCommand(PostgresStatements.SelectNode, connection);
+                command.Parameters.Add(Int64("id", shardId));
+                command.Parameters.Add(Bytes("hash", FieldBytes.ToBytes(hash)));
+                using var r = command.ExecuteReader(CommandBehavior.SingleRow);
+                if (!r.Read())
+                {
+                    node = default;
+                    return false;
+                }
+                node = ReadNode(r, 0, hash);
+                return true;
+            }
+            catch (Exception e) when (PostgresErrors.IsDatabaseFailure(e))
+            {
+                throw PostgresErrors.Map(e, store._where, $"Reading a tree node of shard {shardId}");
+            }
+        }
+
+        public void GetNodes(ReadOnlySpan<Fr> hashes, Span<SmtNode> nodes, Span<bool> found)
+        {
+            if (nodes.Length != hashes.Length || found.Length != hashes.Length)
+                throw new ArgumentException($"{hashes.Length} hashes need as many node and found slots; got {nodes.Length} and {found.Length}.", nameof(nodes));
+            found.Clear();
+            if (hashes.IsEmpty) return;
+            var index = new Dictionary<Fr, int>(hashes.Length);
+            for (int i = 0; i < hashes.Length; i++) index.TryAdd(hashes[i], i);
+            using var connection = Open();
+            try
+            {
+                for (int start = 0; start < hashes.Length; start += MaxHashesPerStatement)
+                {
+                    int count = Math.Min(MaxHashesPerStatement, hashes.Length - start);
+                    var keys = new byte[count][];
+                    for (int i = 0; i < count; i++) keys[i] = FieldBytes.ToBytes(hashes[start + i]);
+                    using var command = new NpgsqlCommand(PostgresStatements.SelectNodes, connection);
+                    command.Parameters.Add(Int64("id", shardId));
+                    command.Parameters.Add(ByteArrays("hashes", keys));
+                    using var r = command.ExecuteReader();
+                    while (r.Read())
+                    {
+                        var hash = FieldBytes.Read(r.GetFieldValue<byte[]>(0), $"hash of a node of shard {shardId}");
+                        if (!index.TryGetValue(hash, out int i)) continue;
+                        nodes[i] = ReadNode(r, 1, hash);
+                        found[i] = true;
+                    }
+                }
+            }
+            catch (Exception e) when (PostgresErrors.IsDatabaseFailure(e))
+            {
+                throw PostgresErrors.Map(e, store._where, $"Reading {hashes.Length} tree nodes of shard {shardId}");
+            }
+            // A hash asked for twice gets its answer in each place.
+            for (int i = 0; i < hashes.Length; i++)
+            {
+                if (found[i] || !index.TryGetValue(hashes[i], out int first) || first == i || !found[first]) continue;
+                nodes[i] = nodes[first];
+                found[i] = true;
+            }
+        }
+
+        private NpgsqlConnection Open()
+        {
+            store.ThrowIfDisposed();
+            try
+            {
+                return store._dataSource.OpenConnection();
             }
             catch (Exception e) when (PostgresErrors.IsDatabaseFailure(e))
             {
                 throw PostgresErrors.Connect(e, store._where);
             }
-            using (connection)
+        }
+
+        /// <summary>The node in columns kind, a, b from <paramref name="ordinal"/> on.</summary>
+        private static SmtNode ReadNode(NpgsqlDataReader r, int ordinal, in Fr hash)
+        {
+            short kind = r.GetInt16(ordinal);
+            var a = FieldBytes.Read(r.GetFieldValue<byte[]>(ordinal + 1), $"child/key of node {hash}");
+            var b = FieldBytes.Read(r.GetFieldValue<byte[]>(ordinal + 2), $"child/value of node {hash}");
+            return kind switch
             {
-                try
-                {
-                    using var command = new NpgsqlCommand(PostgresStatements.SelectNode, connection);
-                    command.Parameters.Add(Int64("id", shardId));
-                    command.Parameters.Add(Bytes("hash", FieldBytes.ToBytes(hash)));
-                    using var r = command.ExecuteReader(CommandBehavior.SingleRow);
-                    if (!r.Read())
-                    {
-                        node = default;
-                        return false;
-                    }
-                    short kind = r.GetInt16(0);
-                    var a = FieldBytes.Read(r.GetFieldValue<byte[]>(1), $"child/key of node {hash}");
-                    var b = FieldBytes.Read(r.GetFieldValue<byte[]>(2), $"child/value of node {hash}");
-                    node = kind switch
-                    {
-                        (short)SmtNodeKind.Middle => SmtNode.Middle(a, b),
-                        (short)SmtNodeKind.Leaf => SmtNode.Leaf(a, b),
-                        _ => throw new GridException(GridErrorCode.Corrupted, $"Stored node {hash} has unknown kind {kind}: the store is corrupt."),
-                    };
-                    return true;
-                }
-                catch (Exception e) when (PostgresErrors.IsDatabaseFailure(e))
-                {
-                    throw PostgresErrors.Map(e, store._where, $"Reading a tree node of shard {shardId}");
-                }
-            }
+                (short)SmtNodeKind.Middle => SmtNode.Middle(a, b),
+                (short)SmtNodeKind.Leaf => SmtNode.Leaf(a, b),
+                _ => throw new GridException(GridErrorCode.Corrupted, $"Stored node {hash} has unknown kind {kind}: the store is corrupt."),
+            };
         }
 
         public void Dispose()

@@ -207,4 +207,7 @@ internal static class PostgresStatements
         "SELECT key, value, version, ts FROM rows WHERE shard_id = @id AND key >= @start ORDER BY key LIMIT @limit";
 
     public const string SelectNode = "SELECT kind, a, b FROM smt_nodes WHERE shard_id = @id AND hash = @hash";
+
+    /// <summary>Many nodes in one round trip (a fold reads a tree level at a time); rows come in no particular order.</summary>
+    public const string SelectNodes = "SELECT hash, kind, a, b FROM smt_nodes WHERE shard_id = @id AND hash = ANY (@hashes)";
 }
