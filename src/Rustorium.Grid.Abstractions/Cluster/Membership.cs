@@ -44,6 +44,14 @@ public enum SiloStatus : byte
 /// <param name="HttpEndpoint">Its HTTP status endpoint base address, or null.</param>
 public sealed record SiloRegistration(SiloAddress Address, string Name, string Region, string? HttpEndpoint);
 
+/// <summary>
+/// The load a silo reports with each heartbeat, for load-based placement: every silo reads the same values from the table,
+/// so directors on different silos still agree.
+/// </summary>
+/// <param name="OpsPerSecond">Calls its shards served per second over the last heartbeat interval.</param>
+/// <param name="Activations">Grain activations it holds (shards and application grains).</param>
+public readonly record struct SiloLoad(double OpsPerSecond, int Activations);
+
 /// <summary>A row of the membership table.</summary>
 /// <param name="Address">The member.</param>
 /// <param name="Name">Its name.</param>
@@ -54,7 +62,11 @@ public sealed record SiloRegistration(SiloAddress Address, string Name, string R
 /// <param name="LastHeartbeat">Its last heartbeat (the store's clock).</param>
 /// <param name="HeartbeatAge">How old that heartbeat was when the row was read, by the store's clock — so silos with skewed clocks agree.</param>
 public sealed record SiloEntry(SiloAddress Address, string Name, string Region, string? HttpEndpoint, SiloStatus Status,
-    DateTimeOffset JoinedAt, DateTimeOffset LastHeartbeat, TimeSpan HeartbeatAge);
+    DateTimeOffset JoinedAt, DateTimeOffset LastHeartbeat, TimeSpan HeartbeatAge)
+{
+    /// <summary>The load reported with its last heartbeat (zero until it reports one, or where the table keeps none).</summary>
+    public SiloLoad Load { get; init; }
+}
 
 /// <summary>
 /// The membership table (Orleans's IMembershipTable, simplified): the truth about which silos are members. Failure
@@ -74,6 +86,12 @@ public interface IMembershipTable
 
     /// <summary>Records a heartbeat now. Returns false, changing nothing, when the silo is dead or unknown: it must stop serving.</summary>
     Task<bool> HeartbeatAsync(SiloAddress silo, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Records a heartbeat now with the silo's <paramref name="load"/> (read back as <see cref="SiloEntry.Load"/>). A table that
+    /// keeps no load records the heartbeat alone. Returns false, changing nothing, when the silo is dead or unknown.
+    /// </summary>
+    Task<bool> HeartbeatAsync(SiloAddress silo, SiloLoad load, CancellationToken cancellationToken) => HeartbeatAsync(silo, cancellationToken);
 
     /// <summary>Every row (live and dead), ordered by endpoint then generation.</summary>
     Task<IReadOnlyList<SiloEntry>> ReadAllAsync(CancellationToken cancellationToken);

@@ -82,14 +82,14 @@ public sealed class ClusterShardActivation : IShardActivation
         return _placement.Choose(new PlacementRequest(shardId, epoch, candidates, requester));
     }
 
-    /// <summary>The active silos with the shards and keys each owns in <paramref name="snapshot"/>, ordered by address.</summary>
+    /// <summary>The active silos with the shards and keys each owns in <paramref name="snapshot"/> and the load each last reported, ordered by address.</summary>
     public static IReadOnlyList<PlacementCandidate> Candidates(ShardDirectorySnapshot snapshot, IReadOnlyList<SiloEntry> active) =>
         active
             .OrderBy(m => m.Address.Endpoint, StringComparer.Ordinal).ThenBy(m => m.Address.Generation)
             .Select(m =>
             {
                 var owned = snapshot.Shards.Where(s => s.Owner == m.Address).ToList();
-                return new PlacementCandidate(m.Address, m.Region, owned.Count, owned.Sum(s => s.KeyCount));
+                return new PlacementCandidate(m.Address, m.Region, owned.Count, owned.Sum(s => s.KeyCount)) { Load = m.Load };
             })
             .ToList();
 

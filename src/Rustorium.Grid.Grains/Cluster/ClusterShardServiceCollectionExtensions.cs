@@ -33,7 +33,13 @@ public static class ClusterShardServiceCollectionExtensions
         services.AddSingleton(cluster);
         services.AddSingleton(placement);
         services.AddSingleton(director);
-        services.AddSingleton(sp => new ClusterMembership(registration, sp.GetRequiredService<ClusterOptions>()));
+        services.TryAddSingleton(sp => new SiloLoadMeter(sp.GetRequiredService<ActiveShards>(), sp.GetRequiredService<ActivationDirectory>()));
+        services.AddSingleton(sp =>
+        {
+            var membership = new ClusterMembership(registration, sp.GetRequiredService<ClusterOptions>());
+            membership.SetLoadSource(sp.GetRequiredService<SiloLoadMeter>().Sample); // reported with each heartbeat
+            return membership;
+        });
         services.TryAddSingleton<SiloConnections>();
         services.AddSingleton<ClusterShardActivation>();
         services.Replace(ServiceDescriptor.Singleton<IShardActivation>(sp => sp.GetRequiredService<ClusterShardActivation>()));

@@ -41,5 +41,13 @@ public sealed class ActiveShards
     /// <summary>Calls served by shard <paramref name="shardId"/> in this silo since it started (a monotonic counter).</summary>
     public long OperationCount(long shardId) => _operations.TryGetValue(shardId, out var box) ? Interlocked.Read(ref box.Value) : 0;
 
+    /// <summary>Calls served by all shards in this silo since it started (a monotonic counter).</summary>
+    public long TotalOperationCount()
+    {
+        long total = 0;
+        foreach (var box in _operations.Values) total += Interlocked.Read(ref box.Value);
+        return total;
+    }
+
     internal void Remove(long shardId) => _ids.TryRemove(shardId, out _);
 }

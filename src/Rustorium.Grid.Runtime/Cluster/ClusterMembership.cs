@@ -37,6 +37,18 @@ public sealed class ClusterMembership
         _time = time ?? TimeProvider.System;
     }
 
+    private Func<SiloLoad>? _loadSource;
+
+    /// <summary>Sets what this silo reports as its load with each heartbeat (<see cref="CurrentLoad"/>); none: zero.</summary>
+    public void SetLoadSource(Func<SiloLoad> source)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        _loadSource = source;
+    }
+
+    /// <summary>This silo's load now, as its next heartbeat reports it.</summary>
+    public SiloLoad CurrentLoad() => _loadSource?.Invoke() ?? default;
+
     /// <summary>This silo's registration (its address carries this start's generation).</summary>
     public SiloRegistration Self => _self.Value;
 

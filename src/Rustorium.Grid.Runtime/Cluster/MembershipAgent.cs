@@ -41,10 +41,10 @@ public sealed class MembershipAgent : IHostedService, IAsyncDisposable
         _loop = Task.Run(() => LoopAsync(_stopping.Token), CancellationToken.None);
     }
 
-    /// <summary>One round: heartbeat, read, declare the silent dead. Public for tests that drive rounds themselves.</summary>
+    /// <summary>One round: heartbeat (with this silo's load), read, declare the silent dead. Public for tests that drive rounds themselves.</summary>
     public async Task RoundAsync(CancellationToken cancellationToken)
     {
-        if (!await _table.HeartbeatAsync(_membership.Address, cancellationToken).ConfigureAwait(false))
+        if (!await _table.HeartbeatAsync(_membership.Address, _membership.CurrentLoad(), cancellationToken).ConfigureAwait(false))
         {
             if (!_membership.IsDeclaredDead)
             {

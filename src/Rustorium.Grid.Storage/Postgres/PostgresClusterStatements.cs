@@ -19,7 +19,7 @@ internal static class PostgresClusterStatements
     /// <summary>A row as <see cref="Cluster.SiloEntry"/> reads it; the heartbeat's age is the server's, never negative.</summary>
     private const string SiloColumns =
         "endpoint, generation, name, region, http_endpoint, status, joined_at, last_heartbeat, " +
-        "greatest(clock_timestamp() - last_heartbeat, interval '0') AS heartbeat_age";
+        "greatest(clock_timestamp() - last_heartbeat, interval '0') AS heartbeat_age, ops_per_second, activations";
 
     /// <summary>
     /// Serialises the joins of one endpoint (the lock ends with the transaction): without it two generations joining
@@ -45,6 +45,11 @@ internal static class PostgresClusterStatements
     /// <summary>A heartbeat of a live member; a dead or unknown one changes nothing (0 rows).</summary>
     public const string Heartbeat =
         "UPDATE silos SET last_heartbeat = clock_timestamp() WHERE endpoint = @endpoint AND generation = @generation AND status <> " + Dead;
+
+    /// <summary>A heartbeat that also records the silo's load (0006_silo_load.sql).</summary>
+    public const string HeartbeatWithLoad =
+        "UPDATE silos SET last_heartbeat = clock_timestamp(), ops_per_second = @ops_per_second, activations = @activations " +
+        "WHERE endpoint = @endpoint AND generation = @generation AND status <> " + Dead;
 
     /// <summary>
     /// The failure detector's verdict, decided by the server's clock in the same statement that applies it. Under READ

@@ -148,6 +148,21 @@ public sealed class PostgresClusterStore : IMembershipTable, IShardDirectory, IG
     }
 
     /// <inheritdoc />
+    /// <exception cref="GridException"><see cref="GridErrorCode.InvalidArgument"/> for a negative or non-finite rate or a
+    /// negative activation count.</exception>
+    public Task<bool> HeartbeatAsync(SiloAddress silo, SiloLoad load, CancellationToken cancellationToken)
+    {
+        CheckAddress(silo, "Heartbeat");
+        if (!double.IsFinite(load.OpsPerSecond) || load.OpsPerSecond < 0 || load.Activations < 0)
+            throw GridException.InvalidArgument($"A silo's load is a finite rate and a count, neither negative; got {load.OpsPerSecond} ops/s and {load.Activations} activations.");
+        return UpdateSiloAsync($"Heartbeat of {silo}", PostgresClusterStatements.HeartbeatWithLoad, silo, command =>
+        {
+            command.Parameters.Add(new NpgsqlParameter<double>("ops_per_second", NpgsqlTypes.NpgsqlDbType.Double) { TypedValue = load.OpsPerSecond });
+            command.Parameters.Add(new NpgsqlParameter<int>("activations", NpgsqlTypes.NpgsqlDbType.Integer) { TypedValue = load.Activations });
+        }, cancellationToken);
+    }
+
+    /// <inheritdoc />
     public Task<IReadOnlyList<SiloEntry>> ReadAllAsync(CancellationToken cancellationToken) =>
         RunAsync<IReadOnlyList<SiloEntry>>("Reading the membership table", async ct =>
         {
@@ -213,7 +228,10 @@ public sealed class PostgresClusterStore : IMembershipTable, IShardDirectory, IG
         (SiloStatus)reader.GetInt16(5),
         reader.GetFieldValue<DateTimeOffset>(6),
         reader.GetFieldValue<DateTimeOffset>(7),
-        reader.GetFieldValue<TimeSpan>(8));
+        reader.GetFieldValue<TimeSpan>(8))
+    {
+        Load = new SiloLoad(reader.GetDouble(9), reader.GetInt32(10)),
+    };
 
     // ================================================================ shard directory
 

@@ -22,6 +22,38 @@ public sealed class PlacementTests
     }
 
     [Fact]
+    public void LoadBasedBreaksShardCountTiesByReportedCallRateThenActivationsButNeverOverridesShardCount()
+    {
+        var director = new LoadBasedPlacement();
+        PlacementCandidate Candidate(SiloAddress silo, int shards, long keys, double ops, int activations) =>
+            new(silo, "r", shards, keys) { Load = new SiloLoad(ops, activations) };
+        PlacementRequest Of(params PlacementCandidate[] candidates) => new(1, 1, candidates, null);
+
+        // Same shard count: the idler silo, even with more keys.
+        Assert.Equal(B, director.Choose(Of(Candidate(A, 2, 10, 5000, 1), Candidate(B, 2, 9000, 40, 1), Candidate(C, 2, 10, 3000, 1))));
+        // Fewer shards still wins over a lower call rate (several orphans placed from one snapshot keep spreading).
+        Assert.Equal(A, director.Choose(Of(Candidate(A, 1, 0, 9000, 50), Candidate(B, 2, 0, 0, 0))));
+        // Call rates in the same doubling class (1,100 and 1,900 calls/s) do not decide: fewer activations do.
+        Assert.Equal(C, director.Choose(Of(Candidate(A, 2, 0, 1100, 9), Candidate(C, 2, 0, 1900, 4))));
+        // All idle and alike: keys, then address, as before.
+        Assert.Equal(C, director.Choose(Of(Candidate(A, 2, 50, 0.5, 3), Candidate(B, 2, 60, 0, 3), Candidate(C, 2, 10, 0, 3))));
+    }
+
+    [Theory]
+    [InlineData(0, 0)]
+    [InlineData(0.99, 0)]
+    [InlineData(1, 1)]
+    [InlineData(3.5, 2)]
+    [InlineData(4, 3)]
+    [InlineData(1000, 10)]
+    [InlineData(1100, 11)]
+    [InlineData(1900, 11)]
+    [InlineData(2048, 12)]
+    [InlineData(double.NaN, 0)]
+    public void BusyClassesDoubleInWidth(double opsPerSecond, int expected) =>
+        Assert.Equal(expected, LoadBasedPlacement.BusyClass(opsPerSecond));
+
+    [Fact]
     public void RandomIsDeterministicPerShardAndEpochAndSpreadsShards()
     {
         var director = new RandomPlacement();

@@ -179,6 +179,13 @@ public sealed class ClusterFaultTests(ITestOutputHelper output)
         await using var client = await cluster.ConnectClientAsync(TimeSpan.FromSeconds(30));
         var load = cluster.StartLoad(client, "join");
         await load.WaitForWritesAsync(300, LoadDeadline);
+        // Under the load, both silos report it with their heartbeats: the calls their shards serve and their activations
+        // (what the load-based director weighs, read from the table by every silo alike).
+        await cluster.PollAsync(async () =>
+        {
+            var live = (await cluster.Store.ReadAllAsync(default)).Where(m => m.Status == MemberStatus.Active).ToList();
+            return live.Count == 2 && live.All(m => m.Load.OpsPerSecond > 0 && m.Load.Activations > 0);
+        }, TimeSpan.FromSeconds(20), "both silos to report calls per second and activations with their heartbeats");
 
         var joined = Stopwatch.StartNew();
         var third = cluster.StartSilo(rebalance: true);

@@ -142,6 +142,48 @@ public abstract class MembershipTableContractTests
     }
 
     [Fact]
+    public async Task AHeartbeatWithLoadIsReadBackByEveryReaderAndBadLoadIsRefused()
+    {
+        var (table, _) = await NewTableAsync();
+        try
+        {
+            var a = Silo("10.0.0.1:7000", 1).Address;
+            var b = Silo("10.0.0.2:7000", 1).Address;
+            await table.JoinAsync(Silo("10.0.0.1:7000", 1), _ct);
+            await table.JoinAsync(Silo("10.0.0.2:7000", 1), _ct);
+            Assert.Equal(default, (await EntryAsync(table, a)).Load); // none reported yet
+
+            Assert.True(await table.HeartbeatAsync(a, new SiloLoad(1234.5, 17), _ct));
+            Assert.True(await table.HeartbeatAsync(b, new SiloLoad(0, 3), _ct));
+            Assert.Equal(new SiloLoad(1234.5, 17), (await EntryAsync(table, a)).Load);
+            Assert.Equal(new SiloLoad(0, 3), (await EntryAsync(table, b)).Load);
+
+            // A plain heartbeat keeps the last load; the next report replaces it.
+            Assert.True(await table.HeartbeatAsync(a, _ct));
+            Assert.Equal(new SiloLoad(1234.5, 17), (await EntryAsync(table, a)).Load);
+            Assert.True(await table.HeartbeatAsync(a, new SiloLoad(2, 1), _ct));
+            Assert.Equal(new SiloLoad(2, 1), (await EntryAsync(table, a)).Load);
+
+            var before = WithoutAges(await table.ReadAllAsync(_ct));
+            foreach (var bad in new[] { new SiloLoad(-1, 0), new SiloLoad(double.NaN, 0), new SiloLoad(double.PositiveInfinity, 0), new SiloLoad(1, -1) })
+            {
+                var error = await Assert.ThrowsAsync<GridException>(() => table.HeartbeatAsync(a, bad, _ct));
+                Assert.Equal(GridErrorCode.InvalidArgument, error.Code);
+            }
+            Assert.Equal(before, WithoutAges(await table.ReadAllAsync(_ct)));
+
+            // A dead silo's report is refused like its heartbeat, and changes nothing.
+            Assert.True(await table.SetStatusAsync(b, SiloStatus.Dead, _ct));
+            Assert.False(await table.HeartbeatAsync(b, new SiloLoad(99, 99), _ct));
+            Assert.Equal(new SiloLoad(0, 3), (await EntryAsync(table, b)).Load);
+        }
+        finally
+        {
+            await CloseAsync(table);
+        }
+    }
+
+    [Fact]
     public async Task HeartbeatOfAnUnknownSiloIsFalseAndAddsNothing()
     {
         var (table, _) = await NewTableAsync();
