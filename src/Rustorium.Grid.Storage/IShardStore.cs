@@ -156,9 +156,20 @@ public interface IShardNodeReader : IDisposable
     /// </summary>
     void GetNodes(ReadOnlySpan<Fr> hashes, Span<SmtNode> nodes, Span<bool> found)
     {
+        NodeLookups.CheckSpans(hashes, nodes, found);
+        for (int i = 0; i < hashes.Length; i++) found[i] = TryGetNode(hashes[i], out nodes[i]);
+    }
+}
+
+/// <summary>Argument checks shared by the bulk node lookups.</summary>
+internal static class NodeLookups
+{
+    /// <summary>One node and one found slot per hash.</summary>
+    /// <exception cref="ArgumentException">The spans differ in length.</exception>
+    public static void CheckSpans(ReadOnlySpan<Fr> hashes, Span<SmtNode> nodes, Span<bool> found)
+    {
         if (nodes.Length != hashes.Length || found.Length != hashes.Length)
             throw new ArgumentException($"{hashes.Length} hashes need as many node and found slots; got {nodes.Length} and {found.Length}.", nameof(nodes));
-        for (int i = 0; i < hashes.Length; i++) found[i] = TryGetNode(hashes[i], out nodes[i]);
     }
 }
 

@@ -125,8 +125,7 @@ public sealed class ShardTreeNodeStore : ISmtNodeStore, ISmtBulkNodeReader, IDis
     /// </remarks>
     public void GetNodes(ReadOnlySpan<Fr> hashes, Span<SmtNode> nodes, Span<bool> found)
     {
-        if (nodes.Length != hashes.Length || found.Length != hashes.Length)
-            throw new ArgumentException($"{hashes.Length} hashes need as many node and found slots; got {nodes.Length} and {found.Length}.", nameof(nodes));
+        NodeLookups.CheckSpans(hashes, nodes, found);
         List<int>? misses = null;
         for (int i = 0; i < hashes.Length; i++)
         {

@@ -162,14 +162,14 @@ public sealed class AdminClusterCommandTests(ClusterFixture cluster) : IClassFix
         Assert.True(unknown.ExitCode == (int)ExitCode.BadInput, unknown.ToString());
         Assert.Contains("not in the shard map", unknown.Err);
 
-        var stranger = await Cli.RunAsync("admin", "move", shard, "--to", $"127.0.0.1:{PostgresServer.FreePort()}", "--endpoint", cluster.A.Endpoint);
+        var stranger = await Cli.RunAsync("admin", "move", shard, "--to", $"127.0.0.1:{LoopbackPorts.Take()}", "--endpoint", cluster.A.Endpoint);
         Assert.True(stranger.ExitCode == (int)ExitCode.BadInput, stranger.ToString());
         Assert.Contains("not an active silo", stranger.Err);
 
         var malformed = await Cli.RunAsync("admin", "move", shard, "--to", "nowhere", "--endpoint", cluster.A.Endpoint);
         Assert.True(malformed.ExitCode == (int)ExitCode.BadInput, malformed.ToString());
 
-        var down = await Cli.RunAsync("admin", "move", shard, "--to", cluster.B.Endpoint, "--endpoint", $"127.0.0.1:{PostgresServer.FreePort()}");
+        var down = await Cli.RunAsync("admin", "move", shard, "--to", cluster.B.Endpoint, "--endpoint", $"127.0.0.1:{LoopbackPorts.Take()}");
         Assert.True(down.ExitCode == (int)ExitCode.Unavailable, down.ToString());
     }
 

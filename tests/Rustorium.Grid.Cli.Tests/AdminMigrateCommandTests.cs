@@ -60,7 +60,7 @@ public sealed class AdminMigrateCommandTests
     public async Task A_bad_schema_exits_2_before_connecting(string option, string value)
     {
         // Nothing listens on this port: a check that connected first would exit 4.
-        var conn = $"Host=127.0.0.1;Port={PostgresServer.FreePort()};Username=postgres;Database=none";
+        var conn = $"Host=127.0.0.1;Port={LoopbackPorts.Take()};Username=postgres;Database=none";
 
         var result = await Cli.RunAsync("admin", "migrate", "--postgres", conn, option, value);
 
@@ -85,7 +85,7 @@ public sealed class AdminMigrateCommandTests
     [InlineData("members")]
     public async Task An_unreachable_server_exits_4_without_echoing_the_password(string command)
     {
-        var conn = $"Host=127.0.0.1;Port={PostgresServer.FreePort()};Username=postgres;Password=s3cret-pw;Database=grid;Timeout=5";
+        var conn = $"Host=127.0.0.1;Port={LoopbackPorts.Take()};Username=postgres;Password=s3cret-pw;Database=grid;Timeout=5";
 
         var result = await Cli.RunAsync("admin", command, "--postgres", conn);
 

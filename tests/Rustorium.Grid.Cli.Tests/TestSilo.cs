@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using System.Reflection;
 using System.Text;
 using Rustorium.Grid.Testing;
@@ -39,14 +37,12 @@ internal sealed class TestSilo : IAsyncDisposable
     private static string SiloAssembly =>
         typeof(TestSilo).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "SiloAssembly").Value!;
 
-    private static int FreePort() => LoopbackPorts.Take();
-
     /// <summary>Starts a silo and waits until GET /health says "ok".</summary>
     /// <param name="extraArgs">More silo options, e.g. <c>--store postgres --postgres CONN</c> for a cluster member.</param>
     public static async Task<TestSilo> StartAsync(params string[] extraArgs)
     {
-        int port = FreePort();
-        int httpPort = FreePort();
+        int port = LoopbackPorts.Take();
+        int httpPort = LoopbackPorts.Take();
         var data = Directory.CreateTempSubdirectory("grid-cli-silo-").FullName;
         var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
         {

@@ -4,6 +4,7 @@ using Rustorium.Grid.Client;
 using Rustorium.Grid.Crypto.Poseidon;
 using Rustorium.Grid.Crypto.Smt;
 using Rustorium.Grid.Storage.Sqlite;
+using Rustorium.Grid.Testing;
 
 namespace Rustorium.Grid.Silo.Tests;
 
@@ -66,7 +67,7 @@ public sealed class ClientEndToEndTests : IDisposable
     [Fact]
     public async Task TheClientReconnectsAfterTheSiloRestarts()
     {
-        int port = SiloProcess.FreePort(), http = SiloProcess.FreePort();
+        int port = LoopbackPorts.Take(), http = LoopbackPorts.Take();
         var silo = SiloProcess.StartOn(Data, port, http);
         await silo.WaitUntilHealthyAsync(StartDeadline);
         await using var grid = await ConnectAsync(port);
@@ -86,7 +87,7 @@ public sealed class ClientEndToEndTests : IDisposable
     [Fact]
     public async Task AfterASigkillUnderWriteLoadEveryAcknowledgedWriteIsThereNoBatchIsHalfAndEveryRootIsHonest()
     {
-        int port = SiloProcess.FreePort(), http = SiloProcess.FreePort();
+        int port = LoopbackPorts.Take(), http = LoopbackPorts.Take();
         var silo = SiloProcess.StartOn(Data, port, http);
         await silo.WaitUntilHealthyAsync(StartDeadline);
         var grid = await ConnectAsync(port);

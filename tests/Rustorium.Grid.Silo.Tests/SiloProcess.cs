@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using System.Reflection;
 using System.Text;
 using Rustorium.Grid.Testing;
@@ -43,13 +41,10 @@ internal sealed class SiloProcess : IAsyncDisposable
     public static string SiloAssembly =>
         typeof(SiloProcess).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "SiloAssembly").Value!;
 
-    /// <summary>A loopback port free now and not handed out before (<see cref="LoopbackPorts"/>).</summary>
-    public static int FreePort() => LoopbackPorts.Take();
-
     public static SiloProcess Start(string dataDirectory, params string[] extraArgs)
     {
-        int port = FreePort();
-        int httpPort = FreePort();
+        int port = LoopbackPorts.Take();
+        int httpPort = LoopbackPorts.Take();
         return StartOn(dataDirectory, port, httpPort, extraArgs);
     }
 

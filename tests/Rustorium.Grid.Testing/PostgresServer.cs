@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using Npgsql;
 
 namespace Rustorium.Grid.Testing;
@@ -119,7 +117,7 @@ public sealed class PostgresServer : IAsyncDisposable
         Directory.CreateDirectory(directory);
         if (asPostgresUser) await RunAsync("chown", ["postgres:postgres", directory], asPostgresUser: false).ConfigureAwait(false);
 
-        var server = new PostgresServer(directory, FreePort(), asPostgresUser);
+        var server = new PostgresServer(directory, LoopbackPorts.Take(), asPostgresUser);
         await server.RunToolAsync("initdb", ["-D", server.DataDirectory, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync", "--no-instructions"])
             .ConfigureAwait(false);
         var settings = new List<string>
@@ -320,9 +318,6 @@ public sealed class PostgresServer : IAsyncDisposable
             // No setsid: Stop and the next run's sweep still clean up.
         }
     }
-
-    /// <summary>A loopback port free now and not handed out before (<see cref="LoopbackPorts"/>).</summary>
-    public static int FreePort() => LoopbackPorts.Take();
 
     private Task RunToolAsync(string tool, IReadOnlyList<string> arguments) =>
         RunAsync(Path.Combine(BinDirectory, tool), arguments, _asPostgresUser);

@@ -290,8 +290,8 @@ public sealed class PostgresShardStore : IShardStore
                     deleteKeys[d++] = sorted[i].Key;
                 }
             }
-            int removedLength = PackRemovedNodes(commit.RemovedNodes, out removed);
-            int addedLength = PackAddedNodes(commit, out added);
+            int removedLength = PackHashes(commit.RemovedNodes, out removed);
+            int addedLength = PackNodes(commit.AddedNodes, $"Commit to shard {commit.ShardId}", nameof(ShardCommit.AddedNodes), out added);
 
             await using var connection = await OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
             try
@@ -312,12 +312,7 @@ public sealed class PostgresShardStore : IShardStore
                     batch.BatchCommands.Add(Command(PostgresStatements.RecordUnfoldedKeys,
                         Int64("id", commit.ShardId), Int64("new_version", commit.NewVersion), ByteArrays("keys", keys)));
                 }
-                if (removedLength > 0)
-                    batch.BatchCommands.Add(Command(PostgresStatements.DeleteNodes,
-                        Int64("id", commit.ShardId), Packed("hashes", removed!, removedLength)));
-                if (addedLength > 0)
-                    batch.BatchCommands.Add(Command(PostgresStatements.InsertNodes,
-                        Int64("id", commit.ShardId), Packed("nodes", added!, addedLength)));
+                AddNodeChanges(batch, commit.ShardId, removed, removedLength, added, addedLength);
 
                 bool known, applied;
                 long storedEpoch = 0, storedVersion = 0, storedKeyCount = 0, storedTreeVersion = 0, inserted, deleted;
@@ -387,7 +382,7 @@ public sealed class PostgresShardStore : IShardStore
         byte[]? removed = null, added = null;
         try
         {
-            int removedLength = PackRemovedNodes(commit.RemovedNodes, out removed);
+            int removedLength = PackHashes(commit.RemovedNodes, out removed);
             int addedLength = PackNodes(commit.AddedNodes, what, nameof(ShardTreeCommit.AddedNodes), out added);
             await using var connection = await OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
             try
@@ -398,12 +393,7 @@ public sealed class PostgresShardStore : IShardStore
                 batch.BatchCommands.Add(Command(PostgresStatements.UpdateShardTree,
                     Int64("id", commit.ShardId), Int64("epoch", commit.Epoch), Int64("expected_tree_version", commit.ExpectedTreeVersion),
                     Int64("new_tree_version", commit.NewTreeVersion), Bytes("root", FieldBytes.ToBytes(commit.NewRoot))));
-                if (removedLength > 0)
-                    batch.BatchCommands.Add(Command(PostgresStatements.DeleteNodes,
-                        Int64("id", commit.ShardId), Packed("hashes", removed!, removedLength)));
-                if (addedLength > 0)
-                    batch.BatchCommands.Add(Command(PostgresStatements.InsertNodes,
-                        Int64("id", commit.ShardId), Packed("nodes", added!, addedLength)));
+                AddNodeChanges(batch, commit.ShardId, removed, removedLength, added, addedLength);
                 batch.BatchCommands.Add(Command(PostgresStatements.DeleteUnfoldedThrough,
                     Int64("id", commit.ShardId), Int64("new_tree_version", commit.NewTreeVersion)));
 
@@ -729,8 +719,17 @@ public sealed class PostgresShardStore : IShardStore
     private GridException ShardIdCounterMissing() => new(GridErrorCode.Corrupted,
         $"The shard id counter (table shard_id_counter, 0004) of {_where} has no row; was the schema changed outside the grid?");
 
-    /// <summary>The removed hashes packed back to back (32 bytes each) in a pooled buffer; returns the used length.</summary>
-    private static int PackRemovedNodes(IReadOnlyList<Fr> hashes, out byte[]? buffer)
+    /// <summary>The deletion and addition of tree nodes, as packed by <see cref="PackHashes"/> and <see cref="PackNodes"/>.</summary>
+    private static void AddNodeChanges(NpgsqlBatch batch, long shardId, byte[]? removed, int removedLength, byte[]? added, int addedLength)
+    {
+        if (removedLength > 0)
+            batch.BatchCommands.Add(Command(PostgresStatements.DeleteNodes, Int64("id", shardId), Packed("hashes", removed!, removedLength)));
+        if (addedLength > 0)
+            batch.BatchCommands.Add(Command(PostgresStatements.InsertNodes, Int64("id", shardId), Packed("nodes", added!, addedLength)));
+    }
+
+    /// <summary>Hashes packed back to back (32 bytes each) in a pooled buffer; returns the used length.</summary>
+    private static int PackHashes(IReadOnlyList<Fr> hashes, out byte[]? buffer)
     {
         buffer = null;
         if (hashes.Count == 0) return 0;
@@ -739,11 +738,6 @@ public sealed class PostgresShardStore : IShardStore
         for (int i = 0; i < hashes.Count; i++) hashes[i].WriteBigEndian(buffer.AsSpan(i * FieldBytes.Length, FieldBytes.Length));
         return length;
     }
-
-    /// <summary>The added nodes as packed records (kind, hash, a, b) in a pooled buffer; returns the used length.</summary>
-    /// <exception cref="GridException"><see cref="GridErrorCode.InvalidArgument"/> for an entry that is not a node.</exception>
-    private static int PackAddedNodes(ShardCommit commit, out byte[]? buffer) =>
-        PackNodes(commit.AddedNodes, $"Commit to shard {commit.ShardId}", nameof(ShardCommit.AddedNodes), out buffer);
 
     /// <summary>Nodes as packed records (kind, hash, a, b) in a pooled buffer; returns the used length.</summary>
     /// <exception cref="GridException"><see cref="GridErrorCode.InvalidArgument"/> for an entry that is not a node.</exception>
@@ -856,8 +850,7 @@ public sealed class PostgresShardStore : IShardStore
 
         public void GetNodes(ReadOnlySpan<Fr> hashes, Span<SmtNode> nodes, Span<bool> found)
         {
-            if (nodes.Length != hashes.Length || found.Length != hashes.Length)
-                throw new ArgumentException($"{hashes.Length} hashes need as many node and found slots; got {nodes.Length} and {found.Length}.", nameof(nodes));
+            NodeLookups.CheckSpans(hashes, nodes, found);
             found.Clear();
             if (hashes.IsEmpty) return;
             var index = new Dictionary<Fr, int>(hashes.Length);
@@ -867,19 +860,24 @@ public sealed class PostgresShardStore : IShardStore
             {
                 for (int start = 0; start < hashes.Length; start += MaxHashesPerStatement)
                 {
-                    int count = Math.Min(MaxHashesPerStatement, hashes.Length - start);
-                    var keys = new byte[count][];
-                    for (int i = 0; i < count; i++) keys[i] = FieldBytes.ToBytes(hashes[start + i]);
-                    using var command = new NpgsqlCommand(PostgresStatements.SelectNodes, connection);
-                    command.Parameters.Add(Int64("id", shardId));
-                    command.Parameters.Add(ByteArrays("hashes", keys));
-                    using var r = command.ExecuteReader();
-                    while (r.Read())
+                    int length = PackHashes(hashes.Slice(start, Math.Min(MaxHashesPerStatement, hashes.Length - start)).ToArray(), out var packed);
+                    try
                     {
-                        var hash = FieldBytes.Read(r.GetFieldValue<byte[]>(0), $"hash of a node of shard {shardId}");
-                        if (!index.TryGetValue(hash, out int i)) continue;
-                        nodes[i] = ReadNode(r, 1, hash);
-                        found[i] = true;
+                        using var command = new NpgsqlCommand(PostgresStatements.SelectNodes, connection);
+                        command.Parameters.Add(Int64("id", shardId));
+                        command.Parameters.Add(Packed("hashes", packed!, length));
+                        using var r = command.ExecuteReader();
+                        while (r.Read())
+                        {
+                            var hash = FieldBytes.Read(r.GetFieldValue<byte[]>(0), $"hash of a node of shard {shardId}");
+                            if (!index.TryGetValue(hash, out int i)) continue;
+                            nodes[i] = ReadNode(r, 1, hash);
+                            found[i] = true;
+                        }
+                    }
+                    finally
+                    {
+                        ArrayPool<byte>.Shared.Return(packed!);
                     }
                 }
             }

@@ -208,6 +208,11 @@ internal static class PostgresStatements
 
     public const string SelectNode = "SELECT kind, a, b FROM smt_nodes WHERE shard_id = @id AND hash = @hash";
 
-    /// <summary>Many nodes in one round trip (a fold reads a tree level at a time); rows come in no particular order.</summary>
-    public const string SelectNodes = "SELECT hash, kind, a, b FROM smt_nodes WHERE shard_id = @id AND hash = ANY (@hashes)";
+    /// <summary>
+    /// Many nodes in one round trip (a fold reads a tree level at a time), the hashes packed as <see cref="DeleteNodes"/> takes
+    /// them; rows come in no particular order.
+    /// </summary>
+    public const string SelectNodes =
+        "SELECT hash, kind, a, b FROM smt_nodes WHERE shard_id = @id AND hash = ANY (ARRAY(" +
+        "SELECT substring(@hashes FROM i * 32 + 1 FOR 32) FROM generate_series(0, length(@hashes) / 32 - 1) AS i))";
 }

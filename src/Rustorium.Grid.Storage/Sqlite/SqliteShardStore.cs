@@ -347,8 +347,7 @@ public sealed class SqliteShardStore : IShardStore
 
         public void GetNodes(ReadOnlySpan<Fr> hashes, Span<SmtNode> nodes, Span<bool> found)
         {
-            if (nodes.Length != hashes.Length || found.Length != hashes.Length)
-                throw new ArgumentException($"{hashes.Length} hashes need as many node and found slots; got {nodes.Length} and {found.Length}.", nameof(nodes));
+            NodeLookups.CheckSpans(hashes, nodes, found);
             // One connection and one prepared statement for the lot: a local lookup costs microseconds, a rent more.
             using var lease = store._readers.Rent();
             try

@@ -67,7 +67,7 @@ public sealed class GrainDirectoryClusterTests
 
         public static async Task<InProcessSilo> StartAsync(string name, string connectionString, string dataDirectory)
         {
-            int port = PostgresServer.FreePort();
+            int port = LoopbackPorts.Take();
             var silo = new InProcessSilo { Endpoint = $"127.0.0.1:{port}" };
             var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             // A death timeout well above the heartbeat: three silos, their clients and the test share two cores, and no test

@@ -150,7 +150,7 @@ public sealed class PostgresClusterStoreTests
     {
         var options = new PostgresClusterStoreOptions
         {
-            ConnectionString = $"Host=127.0.0.1;Port={PostgresServer.FreePort()};Username=grid;Password=hunter2;Timeout=5",
+            ConnectionString = $"Host=127.0.0.1;Port={LoopbackPorts.Take()};Username=grid;Password=hunter2;Timeout=5",
         };
         var e = await Assert.ThrowsAsync<GridException>(() => PostgresClusterStore.OpenAsync(options, _ct));
         Assert.Equal(GridErrorCode.Unavailable, e.Code);

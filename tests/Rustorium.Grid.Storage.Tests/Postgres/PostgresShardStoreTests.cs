@@ -144,7 +144,7 @@ public sealed class PostgresShardStoreTests(ITestOutputHelper output)
     [Fact]
     public async Task APortWithNoServerIsUnavailableWithAClearMessage()
     {
-        int port = PostgresServer.FreePort();
+        int port = LoopbackPorts.Take();
         var options = new PostgresShardStoreOptions
         {
             ConnectionString = $"Host=127.0.0.1;Port={port};Database=grid;Username=grid;Password=very-secret-pw;Timeout=5",
