@@ -270,6 +270,98 @@ public sealed class ShardEngineTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AProofReadRightAfterADeleteWakesForTheFoldThatPublishesAsItStartsWaiting()
+    {
+        // A CI hang of ClientEndToEndTests: a proved read right after a delete found the tree one fold behind, and that fold
+        // published between the read's look at the tree version and its wait for the next publication. Nothing was written
+        // after the delete, so no later publication came and the read waited out its 30 s deadline. The seam publishes the
+        // delete's fold exactly there.
+        var trees = new GatedTreeStore(_store);
+        var engine = await ShardEngine.OpenAsync(trees, _shard, new ShardEngineOptions { FoldInterval = TimeSpan.Zero }, default);
+        try
+        {
+            await engine.PutAsync(B("gone"), B("1"));
+            await engine.WaitForTreeAsync().WaitAsync(Deadline);
+            trees.Close();
+            await engine.DeleteAsync(B("gone"));
+            await trees.Waiting.Task.WaitAsync(Deadline); // the delete's fold holds at the gate: the tree is one version behind
+            PublishAtTheSeam(engine, trees);
+
+            var read = await engine.ReadAsync(B("gone")).WaitAsync(Deadline);
+            Assert.Null(engine.Folder.BeforeWaitingForPublication); // the read did wait for the fold, at the seam
+            Assert.Null(read.Value);
+            read.Proof!.EnsureVerifies(B("gone"), null);
+        }
+        finally
+        {
+            await engine.DisposeAsync().AsTask().WaitAsync(Deadline);
+        }
+    }
+
+    [Fact]
+    public async Task AWriterWaitingForRoomWakesForTheFoldThatPublishesAsItStartsWaiting()
+    {
+        // The same lost wake-up on the write side: the writer saw the tree lagging by MaxUnfoldedRows, the fold published
+        // before it took the publication to wait for, and it would have waited for good (it is the one that writes next).
+        var trees = new GatedTreeStore(_store);
+        var engine = await ShardEngine.OpenAsync(trees, _shard, new ShardEngineOptions { FoldInterval = TimeSpan.Zero, MaxUnfoldedRows = 1 }, default);
+        try
+        {
+            trees.Close();
+            var first = await engine.PutAsync(B("a"), B("1"));
+            await trees.Waiting.Task.WaitAsync(Deadline); // its fold holds at the gate: one unfolded row, the limit
+            PublishAtTheSeam(engine, trees);
+
+            var second = await engine.PutAsync(B("b"), B("2")).WaitAsync(Deadline);
+            Assert.Null(engine.Folder.BeforeWaitingForPublication); // the writer did wait for room, at the seam
+            Assert.Equal(first.Version + 1, second.Version);
+            (await engine.ReadAsync(B("b")).WaitAsync(Deadline)).Proof!.EnsureVerifies(B("b"), B("2"));
+        }
+        finally
+        {
+            await engine.DisposeAsync().AsTask().WaitAsync(Deadline);
+        }
+    }
+
+    /// <summary>
+    /// Arms the folder's seam once: the first waiter to reach it (after its look at the folder's state, before its wait)
+    /// opens the gate and lets the held fold publish before it goes on to wait.
+    /// </summary>
+    private static void PublishAtTheSeam(ShardEngine engine, GatedTreeStore trees)
+    {
+        var folded = engine.Folder.NextPublication; // completes when the held fold publishes
+        engine.Folder.BeforeWaitingForPublication = async () =>
+        {
+            engine.Folder.BeforeWaitingForPublication = null;
+            trees.Open();
+            await folded;
+        };
+    }
+
+    /// <summary>The real store, except that tree commits wait at a gate while it is closed.</summary>
+    private sealed class GatedTreeStore(IShardStore inner) : ForwardingShardStore(inner)
+    {
+        private volatile TaskCompletionSource? _gate;
+
+        /// <summary>Completes when a tree commit first waits at the closed gate.</summary>
+        public TaskCompletionSource Waiting { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public void Close() => _gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public void Open() => _gate?.TrySetResult();
+
+        public override async ValueTask CommitTreeAsync(ShardTreeCommit commit, CancellationToken cancellationToken)
+        {
+            if (_gate is { Task.IsCompleted: false } gate)
+            {
+                Waiting.TrySetResult();
+                await gate.Task;
+            }
+            await base.CommitTreeAsync(commit, cancellationToken);
+        }
+    }
+
+    [Fact]
     public async Task ANewOwnerFoldsWhatItsPredecessorCommittedButNeverFolded()
     {
         // Some keys folded for good first.

@@ -88,6 +88,9 @@ public sealed class ShardEngine : IAsyncDisposable
     /// <summary>Keys in the tree at <see cref="TreeVersion"/>.</summary>
     public long KeyCount => _tree.KeyCount;
 
+    /// <summary>The shard's folder, for tests that interleave with it.</summary>
+    internal ShardFolder Folder => _folder;
+
     /// <summary>Waits until the tree has folded every write committed so far (<see cref="TreeVersion"/> reaches <see cref="Version"/> as it was).</summary>
     /// <exception cref="GridException"><see cref="GridErrorCode.Unavailable"/> if the engine stopped folding first.</exception>
     public Task WaitForTreeAsync(CancellationToken cancellationToken = default) => _folder.WaitForTreeVersionAsync(Version, cancellationToken);

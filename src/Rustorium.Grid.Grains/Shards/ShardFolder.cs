@@ -42,6 +42,7 @@ internal sealed class ShardFolder : IAsyncDisposable
     private TaskCompletionSource _urgent = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _treeVersion;
     private int _unfoldedRows;
+    private bool _stopped;
 
     public ShardFolder(IShardStore store, ShardState state, long epoch, ShardEngineOptions options, ShardTree tree,
         Action<GridException> fenced, TreeFoldBatcher? folds)
@@ -66,7 +67,10 @@ internal sealed class ShardFolder : IAsyncDisposable
     /// <summary>Completes once the unfolded changes of earlier activations are known: the writer's first commit waits for it.</summary>
     public Task Recovered => _recovered.Task;
 
-    /// <summary>A task that completes at the next publication of a tree version (or when folding stops).</summary>
+    /// <summary>
+    /// A task that completes at the next publication of a tree version (or when folding stops). Take it before looking at the
+    /// state it should wake you for (see the waiters below), never after.
+    /// </summary>
     public Task NextPublication => Volatile.Read(ref _published).Task;
 
     /// <summary>Hands a committed group over to be folded (in version order).</summary>
@@ -84,29 +88,50 @@ internal sealed class ShardFolder : IAsyncDisposable
     /// <summary>Someone waits for the tree (a proof): the next fold starts without waiting out <see cref="ShardEngineOptions.FoldInterval"/>.</summary>
     public void FoldSoon() => Volatile.Read(ref _urgent).TrySetResult();
 
+    /// <summary>
+    /// Test seam: runs in a waiter (<see cref="WaitForTreeVersionAsync"/>, <see cref="WaitForRoomAsync"/>) after it looked at
+    /// the folder's state and before it waits for the next publication, so a test can publish a fold exactly there.
+    /// </summary>
+    internal Func<Task>? BeforeWaitingForPublication { get; set; }
+
+    // Every waiter below takes the publication it will wait for BEFORE it looks at the state it waits on. Taken after the
+    // look, a fold that publishes in between (state changed, old publication completed, a new one installed) is missed,
+    // and the waiter waits for a later fold that may never come (nothing else written): a proof read then hangs until its
+    // deadline, the writer for good.
+
     /// <summary>Waits while <see cref="ShardEngineOptions.MaxUnfoldedRows"/> or more committed rows wait for their fold.</summary>
     public async ValueTask WaitForRoomAsync()
     {
-        while (UnfoldedRows >= _options.MaxUnfoldedRows && !_queue.Reader.Completion.IsCompleted)
-            await NextPublication.ConfigureAwait(false);
+        while (true)
+        {
+            var published = NextPublication;
+            if (UnfoldedRows < _options.MaxUnfoldedRows || _queue.Reader.Completion.IsCompleted) return;
+            if (BeforeWaitingForPublication is { } pause) await pause().ConfigureAwait(false);
+            await published.ConfigureAwait(false);
+        }
     }
 
     /// <summary>Waits until the published tree version is at least <paramref name="version"/>.</summary>
     /// <exception cref="GridException"><see cref="GridErrorCode.Unavailable"/> if folding stopped first.</exception>
     public async Task WaitForTreeVersionAsync(long version, CancellationToken cancellationToken)
     {
-        while (TreeVersion < version)
+        while (true)
         {
+            var published = NextPublication;
+            if (TreeVersion >= version) return;
             ThrowIfStopped();
             FoldSoon();
-            await NextPublication.WaitAsync(cancellationToken).ConfigureAwait(false);
+            if (BeforeWaitingForPublication is { } pause) await pause().ConfigureAwait(false);
+            await published.WaitAsync(cancellationToken).ConfigureAwait(false);
         }
     }
 
     /// <summary>Throws <see cref="GridErrorCode.Unavailable"/> once folding has stopped (no tree version will be published any more).</summary>
+    /// <remarks>The flag is set before the last publication (the loop's task completes only after it), so a waiter that took
+    /// <see cref="NextPublication"/> after that publication, a task that never completes, is stopped here instead.</remarks>
     public void ThrowIfStopped()
     {
-        if (_loop.IsCompleted) throw Stopped();
+        if (Volatile.Read(ref _stopped)) throw Stopped();
     }
 
     private GridException Stopped() =>
@@ -144,6 +169,7 @@ internal sealed class ShardFolder : IAsyncDisposable
             if (error.Code == GridErrorCode.NotOwner) _fenced(error);
             _recovered.TrySetException(error);
             _queue.Writer.TryComplete();
+            Volatile.Write(ref _stopped, true);
             Publish();
             return;
         }
@@ -212,6 +238,7 @@ internal sealed class ShardFolder : IAsyncDisposable
             var error = Stopped();
             foreach (var g in batch) g.FailProofs(error);
             while (reader.TryRead(out var g)) g.FailProofs(error);
+            Volatile.Write(ref _stopped, true);
             Publish();
         }
     }
