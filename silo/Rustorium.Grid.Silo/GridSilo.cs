@@ -257,6 +257,7 @@ public static class GridSilo
             builder.Services.AddSingleton<IShardDirectory>(cluster);
             builder.Services.AddSingleton<IGrainDirectory>(cluster);
             string? http = options.HttpPort == 0 ? null : $"http://{options.ResolveEndpoint(options.HttpPort)}";
+            builder.Services.AddSingleton(sp => new GrainPlacementDirectors(options.Cluster.GrainPlacement, sp.GetServices<IGrainPlacementDirector>()));
             builder.Services.AddClusterShards(
                 () => new SiloRegistration(address, silo.Name, silo.Region, http),
                 options.Cluster.ToClusterOptions(), options.Cluster.ToPlacementOptions(), PlacementDirectors.Create(options.Cluster.Placement));

@@ -243,6 +243,12 @@ public sealed class SiloClusterSettings
     /// <summary>Where shards without a live owner go: load-based (the default), random or prefer-local.</summary>
     public string Placement { get; set; } = "load-based";
 
+    /// <summary>
+    /// Where a new activation of an application grain goes, for grain types whose [GrainPlacement] names no director:
+    /// prefer-local (the silo the call arrived at; the default), random or load-based (docs/placement.md).
+    /// </summary>
+    public string GrainPlacement { get; set; } = "prefer-local";
+
     /// <summary>How often the silo reconciles its shards with the directory. Default 00:00:01.</summary>
     public TimeSpan ReconcileInterval { get; set; } = new Grains.Cluster.ShardPlacementOptions().ReconcileInterval;
 
@@ -295,6 +301,8 @@ public sealed class SiloClusterSettings
         problems.AddRange(ToPlacementOptions().Validate());
         if (!Runtime.Cluster.PlacementDirectors.Names.Contains(Placement?.ToLowerInvariant()))
             problems.Add($"Silo:Cluster:Placement must be one of {string.Join(", ", Runtime.Cluster.PlacementDirectors.Names)}; got \"{Placement}\".");
+        if (!Runtime.Cluster.GrainPlacementDirectors.BuiltInNames.Contains(GrainPlacement?.ToLowerInvariant()))
+            problems.Add($"Silo:Cluster:GrainPlacement must be one of {string.Join(", ", Runtime.Cluster.GrainPlacementDirectors.BuiltInNames)}; got \"{GrainPlacement}\".");
         return problems;
     }
 }

@@ -179,6 +179,7 @@ internal static class SiloConfiguration
             ("--postgres CONN", "Silo:Postgres", "PostgreSQL connection string (with --store postgres)", "none"),
             ("--schema NAME", "Silo:PostgresSchema", "PostgreSQL schema of the grid's tables", d.PostgresSchema),
             ("--placement NAME", "Silo:Cluster:Placement", "load-based, random or prefer-local", d.Cluster.Placement),
+            ("", "Silo:Cluster:GrainPlacement", "new application grains: prefer-local, random or load-based", d.Cluster.GrainPlacement),
             ("", "Silo:Cluster:HeartbeatInterval", "heartbeat period", d.Cluster.HeartbeatInterval.ToString("c")),
             ("", "Silo:Cluster:DeathTimeout", "heartbeat age that declares a silo dead", d.Cluster.DeathTimeout.ToString("c")),
             ("", "Silo:Cluster:Rebalance", "move shards to even out silos", d.Cluster.Rebalance ? "true" : "false"),

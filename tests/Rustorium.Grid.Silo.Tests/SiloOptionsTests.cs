@@ -142,6 +142,7 @@ public sealed class SiloOptionsTests : IDisposable
     [InlineData(new[] { "--store", "postgres" }, "Silo:Postgres must give the PostgreSQL connection string")]
     [InlineData(new[] { "--store", "postgres", "--postgres", "Host=127.0.0.1", "--schema", "9lives" }, "Silo:PostgresSchema")]
     [InlineData(new[] { "--store", "postgres", "--postgres", "Host=127.0.0.1", "--placement", "nearest" }, "Silo:Cluster:Placement must be one of load-based, random, prefer-local")]
+    [InlineData(new[] { "--store", "postgres", "--postgres", "Host=127.0.0.1", "--Silo:Cluster:GrainPlacement=nearest" }, "Silo:Cluster:GrainPlacement must be one of prefer-local, random, load-based; got \"nearest\"")]
     [InlineData(new[] { "--store", "postgres", "--postgres", "Host=127.0.0.1", "--Silo:Cluster:DeathTimeout=00:00:02" }, "Silo:Cluster:DeathTimeout must be at least three heartbeat intervals")]
     [InlineData(new[] { "--store", "postgres", "--postgres", "Host=127.0.0.1", "--Silo:Cluster:MergeKeys=600000" }, "must be at most half of Silo:Cluster:SplitKeys")]
     [InlineData(new[] { "--store", "postgres", "--postgres", "Host=127.0.0.1", "--port", "0" }, "Silo:Port must be a fixed port in a cluster")]

@@ -47,9 +47,12 @@ public static class ClusterShardServiceCollectionExtensions
         services.AddGrainRuntime(grains => grains.AddGrain<ISiloControlGrain, SiloControlGrain>());
         // Directory-placed grains (every grain type not marked Local): one activation in the cluster, found through the
         // grain directory, when the silo has one.
+        // Their placement: the built-in directors and any IGrainPlacementDirector the host registered; prefer-local unless the
+        // host registered its own GrainPlacementDirectors first (the silo does, from Silo:Cluster:GrainPlacement).
+        services.TryAddSingleton(sp => new GrainPlacementDirectors(custom: sp.GetServices<IGrainPlacementDirector>()));
         services.TryAddSingleton(sp => new ClusterGrainRouter(sp.GetRequiredService<ActivationDirectory>(), sp.GetRequiredService<GrainTypeRegistry>(),
             sp.GetRequiredService<IGrainDirectory>(), sp.GetRequiredService<ClusterMembership>(), sp.GetRequiredService<SiloConnections>(),
-            sp.GetService<ILogger<ClusterGrainRouter>>()));
+            sp.GetService<ILogger<ClusterGrainRouter>>(), sp.GetRequiredService<GrainPlacementDirectors>()));
         services.Replace(ServiceDescriptor.Singleton<IGrainCallInvoker>(sp => sp.GetService<IGrainDirectory>() is null
             ? sp.GetRequiredService<LocalGrainCallInvoker>()
             : sp.GetRequiredService<ClusterGrainRouter>()));

@@ -13,9 +13,10 @@ namespace Rustorium.Grid.Runtime.Cluster;
 /// </summary>
 /// <remarks>
 /// <para><b>Routing</b> (every call, from a client, another silo or a grain here): a grain active here runs here; otherwise
-/// the directory is asked to register it to this silo (the first call places a grain where it arrives: prefer-local), and
-/// the answer names the silo that holds it — this one, or a live other one, to which the call is forwarded over the silo
-/// connections. Remote locations are cached and dropped when a forwarded call fails with <see cref="GridErrorCode.NotOwner"/>,
+/// the grain type's <see cref="IGrainPlacementDirector"/> chooses a silo among the active members (prefer-local, the default,
+/// chooses this one), the directory is asked to register the grain to it, and the answer names the silo that holds it — the
+/// chosen one, or whichever a concurrent placement registered first — to which the call goes: run here, or forwarded over the
+/// silo connections (the receiving silo finds the registration naming itself and activates). Remote locations are cached and dropped when a forwarded call fails with <see cref="GridErrorCode.NotOwner"/>,
 /// <see cref="GridErrorCode.Unavailable"/> or <see cref="GridErrorCode.UnknownShard"/>; the call is then routed again, a few
 /// times, with a short back-off (a holder that died is free once the cluster declares it dead).</para>
 /// <para><b>Gate</b>: before a new activation runs grain code, this silo must hold the grain's registration (registering it if
@@ -35,14 +36,23 @@ public sealed class ClusterGrainRouter : IGrainCallInvoker, IGrainActivationGate
     private readonly IGrainDirectory _directory;
     private readonly ClusterMembership _membership;
     private readonly SiloConnections _connections;
+    private readonly GrainPlacementDirectors _directors;
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<GrainId, GrainDirectoryEntry> _remote = new();
     private readonly ConcurrentDictionary<GrainId, GrainDirectoryEntry> _held = new();
     private readonly SemaphoreSlim _registrationLock = new(1, 1);
 
     /// <summary>Creates the router of this silo.</summary>
+    /// <param name="activations">This silo's activations.</param>
+    /// <param name="registry">The grain types this silo hosts.</param>
+    /// <param name="directory">The cluster's grain directory.</param>
+    /// <param name="membership">This silo's view of the cluster.</param>
+    /// <param name="connections">Connections to the other silos.</param>
+    /// <param name="logger">Where routing decisions are logged.</param>
+    /// <param name="directors">The placement directors (default: the built-in ones, prefer-local for grain types that name none).</param>
+    /// <exception cref="GridException"><see cref="GridErrorCode.InvalidArgument"/>: a registered grain type names a director that is not known.</exception>
     public ClusterGrainRouter(ActivationDirectory activations, GrainTypeRegistry registry, IGrainDirectory directory, ClusterMembership membership,
-        SiloConnections connections, ILogger<ClusterGrainRouter>? logger = null)
+        SiloConnections connections, ILogger<ClusterGrainRouter>? logger = null, GrainPlacementDirectors? directors = null)
     {
         ArgumentNullException.ThrowIfNull(activations);
         ArgumentNullException.ThrowIfNull(registry);
@@ -54,7 +64,11 @@ public sealed class ClusterGrainRouter : IGrainCallInvoker, IGrainActivationGate
         _directory = directory;
         _membership = membership;
         _connections = connections;
+        _directors = directors ?? new GrainPlacementDirectors();
         _logger = logger ?? (ILogger)NullLogger.Instance;
+        // A grain type naming an unknown director fails the silo's start, not its first call.
+        foreach (var registration in registry.Registrations)
+            if (registration.Placement == GrainPlacementKind.Directory) _directors.For(registration.PlacementDirector);
     }
 
     /// <inheritdoc />
@@ -80,7 +94,7 @@ public sealed class ClusterGrainRouter : IGrainCallInvoker, IGrainActivationGate
                 if (_activations.IsActive(grain)) return await _activations.InvokeAsync(call, cancellationToken).ConfigureAwait(false);
                 if (!_remote.TryGetValue(grain, out remote))
                 {
-                    var entry = await _directory.RegisterAsync(grain, _membership.Address, cancellationToken).ConfigureAwait(false);
+                    var entry = await _directory.RegisterAsync(grain, ChooseSilo(grain), cancellationToken).ConfigureAwait(false);
                     if (entry.Silo == _membership.Address)
                     {
                         // Registered here: the new activation's gate finds it held and does not ask the directory again.
@@ -101,6 +115,22 @@ public sealed class ClusterGrainRouter : IGrainCallInvoker, IGrainActivationGate
                 if (ex.Code == GridErrorCode.Unavailable) await Task.Delay(TimeSpan.FromMilliseconds(100 * attempt), cancellationToken).ConfigureAwait(false);
             }
         }
+    }
+
+    // Where a grain active nowhere goes: its type's director picks among the active members, as this silo sees them.
+    private SiloAddress ChooseSilo(GrainId grain)
+    {
+        var self = _membership.Address;
+        _registry.TryGet(grain.Type, out var registration);
+        var director = _directors.For(registration?.PlacementDirector);
+        var candidates = _membership.ActiveMembers
+            .OrderBy(m => m.Address.Endpoint, StringComparer.Ordinal).ThenBy(m => m.Address.Generation) // the same order on every silo
+            .Select(m => new PlacementCandidate(m.Address, m.Region, 0, 0) { Load = m.Load })
+            .ToList();
+        if (!candidates.Any(c => c.Silo == self)) return self; // not (yet) in its own view of the cluster: keep the grain here
+        var chosen = director.Choose(new GrainPlacementRequest(grain, candidates, self));
+        if (chosen != self) _logger.LogDebug("Placing {Grain} on {Silo} ({Director})", grain, chosen, director.Name);
+        return chosen;
     }
 
     // This silo itself not serving (lease out, shutting down) is not something routing again can fix.

@@ -23,6 +23,13 @@ public sealed class GrainPlacementAttribute(GrainPlacementKind kind) : Attribute
 {
     /// <summary>The placement.</summary>
     public GrainPlacementKind Kind { get; } = kind;
+
+    /// <summary>
+    /// For <see cref="GrainPlacementKind.Directory"/> grains: the name of the placement director that chooses the silo of a
+    /// new activation (<c>prefer-local</c>, <c>random</c>, <c>load-based</c>, or one the host added); null for the silo's
+    /// default (<c>Silo:Cluster:GrainPlacement</c>). See docs/placement.md.
+    /// </summary>
+    public string? Director { get; init; }
 }
 
 /// <summary>

@@ -11,8 +11,13 @@ public sealed class GrainTypeRegistration
     {
         Interface = grainInterface;
         GrainClass = grainClass;
-        Placement = grainClass.GetCustomAttribute<GrainPlacementAttribute>()?.Kind ?? GrainPlacementKind.Directory;
+        var placement = grainClass.GetCustomAttribute<GrainPlacementAttribute>();
+        Placement = placement?.Kind ?? GrainPlacementKind.Directory;
+        PlacementDirector = placement?.Director;
     }
+
+    /// <summary>The placement director named by <see cref="GrainPlacementAttribute.Director"/>; null for the silo's default.</summary>
+    public string? PlacementDirector { get; }
 
     /// <summary>Where its activations live in a cluster (<see cref="GrainPlacementAttribute"/> on the class; default <see cref="GrainPlacementKind.Directory"/>).</summary>
     public GrainPlacementKind Placement { get; }
@@ -77,6 +82,8 @@ public sealed class GrainTypeRegistry
         if (!grainInterface.IsAssignableFrom(grainClass)) throw Invalid($"{what} does not implement {grainInterface.FullName}.");
         if (grainClass.GetConstructors().Length == 0) throw Invalid($"{what} has no public constructor; grains are constructed with dependency injection.");
         CheckConcurrencyAttributePlacement(description, grainClass, what);
+        if (grainClass.GetCustomAttribute<GrainPlacementAttribute>() is { Kind: not GrainPlacementKind.Directory, Director: not null } placement)
+            throw Invalid($"{what}: [GrainPlacement({placement.Kind})] names director \"{placement.Director}\", but only Directory-placed grains are placed by a director.");
 
         var registration = new GrainTypeRegistration(description, grainClass);
         lock (_writeLock)

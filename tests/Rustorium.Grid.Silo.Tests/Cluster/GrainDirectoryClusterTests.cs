@@ -46,6 +46,42 @@ public sealed class TallyGrain(ClusterMembership membership) : Grain, ITallyGrai
     public Task<string> HostAsync() => Task.FromResult(membership.Address.Endpoint);
 }
 
+/// <summary>A grain placed by the random director: where it runs, and how many activations of it ever ran at once.</summary>
+[GrainType("test-spread")]
+public interface ISpreadGrain : IGrainWithStringKey
+{
+    [GrainMethod(1)]
+    Task<string> HostAsync();
+}
+
+[GrainPlacement(GrainPlacementKind.Directory, Director = "random")]
+public sealed class SpreadGrain(ClusterMembership membership) : Grain, ISpreadGrain
+{
+    public static readonly ConcurrentDictionary<string, int> Activations = new(StringComparer.Ordinal);
+
+    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        Activations.AddOrUpdate(GrainId.StringKey, 1, (_, n) => n + 1);
+        return Task.CompletedTask;
+    }
+
+    public Task<string> HostAsync() => Task.FromResult(membership.Address.Endpoint);
+}
+
+/// <summary>A grain placed by the load-based director.</summary>
+[GrainType("test-balanced")]
+public interface IBalancedGrain : IGrainWithStringKey
+{
+    [GrainMethod(1)]
+    Task<string> HostAsync();
+}
+
+[GrainPlacement(GrainPlacementKind.Directory, Director = "load-based")]
+public sealed class BalancedGrain(ClusterMembership membership) : Grain, IBalancedGrain
+{
+    public Task<string> HostAsync() => Task.FromResult(membership.Address.Endpoint);
+}
+
 /// <summary>
 /// The grain directory in a cluster: three silos hosted in this process (GridSilo.RunAsync, each with its own TCP listener,
 /// over one real PostgreSQL), clients connected to different silos calling the same grains at once.
@@ -80,7 +116,8 @@ public sealed class GrainDirectoryClusterTests
                 "--Logging:LogLevel:Default=Warning",
             ];
             silo.Run = Task.Run(() => GridSilo.RunAsync(args, TextWriter.Null, silo._error, silo._stop.Token, _ => started.TrySetResult(),
-                services => services.AddGrainRuntime(grains => grains.AddGrain<ITallyGrain, TallyGrain>())));
+                services => services.AddGrainRuntime(grains => grains.AddGrain<ITallyGrain, TallyGrain>()
+                    .AddGrain<ISpreadGrain, SpreadGrain>().AddGrain<IBalancedGrain, BalancedGrain>())));
             var first = await Task.WhenAny(started.Task, silo.Run).WaitAsync(Deadline);
             if (first == silo.Run) throw new InvalidOperationException($"Silo {name} exited with {await silo.Run} before serving: {silo.Errors}");
             return silo;
@@ -203,6 +240,94 @@ public sealed class GrainDirectoryClusterTests
             Assert.Equal(2, revived.Epoch);
             Assert.Equal(silos[2].Endpoint, revived.Silo.Endpoint);
             Assert.Equal(silos[2].Endpoint, await client.GetGrain<ITallyGrain>(dying).HostAsync());
+        }
+        finally
+        {
+            await StopAllAsync(silos);
+        }
+    }
+
+    [Fact]
+    public async Task ARandomPlacedGrainCalledThroughOneSiloRunsWhereItsHashPointsAndGrainsSpreadOverTheCluster()
+    {
+        var (store, silos, dir) = await StartClusterAsync(3);
+        await using var _ = store;
+        using var __ = dir;
+        try
+        {
+            await using var client = await GridClient.ConnectAsync([silos[0].Endpoint]);
+            var members = (await store.ReadAllAsync(default)).Where(m => m.Status == Rustorium.Grid.Cluster.SiloStatus.Active)
+                .OrderBy(m => m.Address.Endpoint, StringComparer.Ordinal).ThenBy(m => m.Address.Generation)
+                .Select(m => new PlacementCandidate(m.Address, m.Region, 0, 0)).ToList();
+            Assert.Equal(3, members.Count);
+            var keys = Enumerable.Range(0, 24).Select(i => $"spread-{i}-{Guid.NewGuid():N}").ToArray();
+
+            // Every call goes through the first silo; each grain is called twice at once (one placement wins, one activation).
+            var hosts = await Task.WhenAll(keys.Select(async key =>
+            {
+                var grain = client.GetGrain<ISpreadGrain>(key);
+                var both = await Task.WhenAll(grain.HostAsync(), grain.HostAsync());
+                Assert.Equal(both[0], both[1]);
+                return both[0];
+            }));
+            for (int i = 0; i < keys.Length; i++)
+            {
+                var id = GrainId.Create("test-spread", keys[i]);
+                var expected = new RandomGrainPlacement().Choose(new GrainPlacementRequest(id, members, members[0].Silo)).Endpoint;
+                Assert.Equal(expected, hosts[i]);
+                var entry = await store.LookupAsync(id, default);
+                Assert.NotNull(entry);
+                Assert.Equal(expected, entry.Silo.Endpoint);
+                Assert.Equal(1, entry.Epoch);
+                Assert.Equal(1, SpreadGrain.Activations[keys[i]]);
+            }
+            Assert.True(hosts.Distinct().Count() >= 2, $"24 random-placed grains all landed on {hosts[0]}.");
+        }
+        finally
+        {
+            await StopAllAsync(silos);
+        }
+    }
+
+    [Fact]
+    public async Task ALoadBasedPlacedGrainAvoidsTheSiloWithTheMostActivations()
+    {
+        var (store, silos, dir) = await StartClusterAsync(3);
+        await using var _ = store;
+        using var __ = dir;
+        try
+        {
+            await using var client = await GridClient.ConnectAsync([silos[0].Endpoint]);
+            // 40 prefer-local grains make the first silo the busiest by activations.
+            await Task.WhenAll(Enumerable.Range(0, 40).Select(i => client.GetGrain<ITallyGrain>($"load-{i}-{Guid.NewGuid():N}").AddAsync(1)));
+
+            // Wait until its heartbeat reported them and it has read the table again after that (heartbeat, then read, per round).
+            var deadline = DateTime.UtcNow + Deadline;
+            SiloEntry First(IReadOnlyList<SiloEntry> all) => all.Single(m => m.Address.Endpoint == silos[0].Endpoint && m.Status == Rustorium.Grid.Cluster.SiloStatus.Active);
+            DateTimeOffset reported;
+            while (true)
+            {
+                var all = await store.ReadAllAsync(default);
+                var others = all.Where(m => m.Address.Endpoint != silos[0].Endpoint && m.Status == Rustorium.Grid.Cluster.SiloStatus.Active).ToList();
+                if (First(all).Load.Activations >= others.Max(m => m.Load.Activations) + 40) { reported = First(all).LastHeartbeat; break; }
+                Assert.True(DateTime.UtcNow < deadline, "The first silo's heartbeats never reported its 40 activations.");
+                await Task.Delay(50);
+            }
+            while (First(await store.ReadAllAsync(default)).LastHeartbeat <= reported)
+            {
+                Assert.True(DateTime.UtcNow < deadline, "The first silo stopped heartbeating.");
+                await Task.Delay(50);
+            }
+
+            var keys = Enumerable.Range(0, 20).Select(i => $"balanced-{i}-{Guid.NewGuid():N}").ToArray();
+            var hosts = await Task.WhenAll(keys.Select(key => client.GetGrain<IBalancedGrain>(key).HostAsync()));
+            Assert.DoesNotContain(silos[0].Endpoint, hosts);
+            for (int i = 0; i < keys.Length; i++)
+            {
+                var entry = await store.LookupAsync(GrainId.Create("test-balanced", keys[i]), default);
+                Assert.NotNull(entry);
+                Assert.Equal(hosts[i], entry.Silo.Endpoint);
+            }
         }
         finally
         {
