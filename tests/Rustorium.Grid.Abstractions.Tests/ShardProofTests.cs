@@ -68,4 +68,41 @@ public sealed class ShardProofTests
         var proof = new ShardProof(7, Range, 42, forged);
         Assert.Contains("does not verify", proof.Explain("key:3"u8, "value-3"u8.ToArray()));
     }
+
+    [Fact]
+    public void ManyAnswersCheckedTogetherGetTheReasonsEachGetsAlone()
+    {
+        var (tree, data) = Shard();
+        var answers = new List<(ShardProof Proof, byte[] Key, byte[]? Value)>();
+        foreach (var (k, v) in data.Take(20))
+        {
+            byte[] key = Encoding.UTF8.GetBytes(k), value = Encoding.UTF8.GetBytes(v);
+            var proof = ProofFor(tree, k);
+            answers.Add((proof, key, value));                                 // true
+            answers.Add((proof, key, "forged"u8.ToArray()));                  // another value
+            answers.Add((proof, key, null));                                  // a false absence
+            answers.Add((proof, "key:other"u8.ToArray(), value));             // another key
+            var p = proof.Proof;
+            answers.Add((new ShardProof(7, Range, 42, new SmtProof(p.Root + Fr.One, p.Key, p.Exists, p.Value, p.Siblings, p.IsOld0, p.OldKey, p.OldValue)), key, value));
+            answers.Add((new ShardProof(7, new KeyRange("a"u8, "b"u8.ToArray()), 42, p), key, value));
+        }
+        for (int i = 0; i < 5; i++)
+        {
+            var absent = ProofFor(tree, $"key:absent-{i}");
+            answers.Add((absent, Encoding.UTF8.GetBytes($"key:absent-{i}"), null));       // a true absence
+            answers.Add((absent, Encoding.UTF8.GetBytes($"key:absent-{i}"), [1, 2, 3])); // a false presence
+        }
+
+        var reasons = ShardProof.ExplainMany(answers);
+        Assert.Equal(answers.Count, reasons.Length);
+        for (int i = 0; i < answers.Count; i++)
+        {
+            var (proof, key, value) = answers[i];
+            var alone = proof.Explain(key, value);
+            Assert.Equal(alone, reasons[i]);
+        }
+        Assert.Equal(25, reasons.Count(r => r is null));
+        Assert.Contains(reasons, r => r is not null && r.Contains("does not verify"));
+        Assert.Empty(ShardProof.ExplainMany([]));
+    }
 }

@@ -1,3 +1,4 @@
+using Rustorium.Grid.Testing;
 using System.Text;
 using Rustorium.Grid.Crypto;
 using Rustorium.Grid.Crypto.Poseidon;

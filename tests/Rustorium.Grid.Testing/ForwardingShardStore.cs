@@ -1,12 +1,12 @@
 using Rustorium.Grid.Storage;
 
-namespace Rustorium.Grid.Grains.Tests;
+namespace Rustorium.Grid.Testing;
 
 /// <summary>
 /// A real store with a fault or a delay injected: everything is forwarded to <c>inner</c>; a test overrides the one call
 /// it interferes with. Disposing it leaves the inner store open (the test owns that).
 /// </summary>
-internal abstract class ForwardingShardStore(IShardStore inner) : IShardStore
+public abstract class ForwardingShardStore(IShardStore inner) : IShardStore
 {
     public virtual ValueTask CommitAsync(ShardCommit commit, CancellationToken cancellationToken) => inner.CommitAsync(commit, cancellationToken);
 

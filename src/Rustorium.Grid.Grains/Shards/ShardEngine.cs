@@ -159,7 +159,7 @@ public sealed class ShardEngine : IAsyncDisposable
     public async Task<ProvenWriteResult> WriteWithProofAsync(byte[] key, byte[] value, CancellationToken cancellationToken = default)
     {
         CheckPut(key, value);
-        var request = new ProofRequest(key, PoseidonBytes.Hash(key));
+        var request = new ProofRequest(key);
         var write = await WriteAsync([new RowWrite(key, value)], SyncMode.Full, request, cancellationToken).ConfigureAwait(false);
         var proof = await request.Done.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
         return new ProvenWriteResult(write, new ShardProof(ShardId, Range, proof.Version, proof.Proof));
@@ -239,6 +239,7 @@ public sealed class ShardEngine : IAsyncDisposable
         while (true)
         {
             var published = _folder.NextPublication;
+            long dataVersion = Version;
             var stored = await GetRowAsync(key, cancellationToken).ConfigureAwait(false);
             var valueHash = stored is null ? default : PoseidonBytes.Hash(stored.Value);
             SmtProof proof;
@@ -256,6 +257,11 @@ public sealed class ShardEngine : IAsyncDisposable
             }
             if (stored is null ? !proof.Exists : proof.Exists && proof.Value == valueHash)
                 return new ReadResult(stored?.Value, version, stored?.TimestampMicros ?? 0, _options.Region, new ShardProof(ShardId, Range, version, proof));
+            // The tree holds every commit up to the data version the row was read at, and nothing was committed since: no
+            // fold will ever make them agree. The store returned a row its own tree never held — report it, do not wait.
+            if (version >= dataVersion && Version == dataVersion)
+                throw new GridException(GridErrorCode.Corrupted,
+                    $"Shard {ShardId}: the stored row of key {Convert.ToHexStringLower(key)} disagrees with the shard's tree at version {version}; the store is corrupted.");
             _folder.ThrowIfStopped();
             await published.WaitAsync(cancellationToken).ConfigureAwait(false);
             ThrowIfFenced();

@@ -348,9 +348,15 @@ internal sealed class ShardFolder : IAsyncDisposable
             // A recovery fold starts from the tree at the old tree version but the key count of the data's version.
             if (!recovery) _tree.KeyCount += delta;
             Volatile.Write(ref _treeVersion, newTreeVersion);
-            foreach (var g in batch)
-                foreach (var proof in g.Proofs)
-                    proof.Done.TrySetResult(new VersionedProof(_tree.CommittedTree.Prove(proof.KeyHash), newTreeVersion));
+            if (batch.Any(g => g.Proofs.Count > 0))
+            {
+                // A proven write's key is among the fold's rows (its group is in the batch, with no later write of the key).
+                var hashOf = new Dictionary<byte[], Fr>(rows.Count, ByteArrayComparer.Instance);
+                for (int i = 0; i < rows.Count; i++) hashOf[rows[i].Key] = keyHashes[i];
+                foreach (var g in batch)
+                    foreach (var proof in g.Proofs)
+                        proof.Done.TrySetResult(new VersionedProof(_tree.CommittedTree.Prove(hashOf[proof.Key]), newTreeVersion));
+            }
         }
         finally
         {

@@ -43,10 +43,12 @@ internal sealed class ShardTree : IDisposable
     }
 }
 
-/// <summary>A write-with-proof's request: prove the key at the tree version of the fold that holds the write.</summary>
-internal sealed class ProofRequest(byte[] key, Fr keyHash)
+/// <summary>
+/// A write-with-proof's request: prove the key at the tree version of the fold that holds the write (the fold hashes the key
+/// with the rest of its batch, eight at a time, rather than the request one by one).
+/// </summary>
+internal sealed class ProofRequest(byte[] key)
 {
     public byte[] Key { get; } = key;
-    public Fr KeyHash { get; } = keyHash;
     public TaskCompletionSource<VersionedProof> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 }

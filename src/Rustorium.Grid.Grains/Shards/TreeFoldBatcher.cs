@@ -13,21 +13,15 @@ namespace Rustorium.Grid.Grains.Shards;
 /// hashing still spreads over the cores when there is much to do. A caller must own its tree exclusively (hold its lock)
 /// until its fold completes; each tree is in at most one pending fold.
 /// </remarks>
-public sealed class TreeFoldBatcher
+public sealed class TreeFoldBatcher : RequestBatcher<TreeFoldBatcher.Request>
 {
-    private readonly object _gate = new();
-    private List<Request> _pending = new();
-    private int _running;
-
     /// <summary>A batcher running up to <paramref name="maxConcurrentFolds"/> folds at once (default: half the processors, at least one).</summary>
-    public TreeFoldBatcher(int? maxConcurrentFolds = null)
+    public TreeFoldBatcher(int? maxConcurrentFolds = null) : base(maxConcurrentFolds)
     {
-        MaxConcurrentFolds = maxConcurrentFolds ?? Math.Max(1, Environment.ProcessorCount / 2);
-        ArgumentOutOfRangeException.ThrowIfLessThan(MaxConcurrentFolds, 1);
     }
 
     /// <summary>Most folds that run at once.</summary>
-    public int MaxConcurrentFolds { get; }
+    public int MaxConcurrentFolds => MaxConcurrentBatches;
 
     /// <summary>Applies <paramref name="changes"/> to <paramref name="tree"/> as <see cref="SparseMerkleTree.ApplyBatch"/> would, hashing together with other shards' pending folds.</summary>
     /// <returns>Completes when the tree holds the changes; faults with the exception <see cref="SparseMerkleTree.ApplyBatch"/> would have thrown.</returns>
@@ -36,56 +30,32 @@ public sealed class TreeFoldBatcher
         ArgumentNullException.ThrowIfNull(tree);
         ArgumentNullException.ThrowIfNull(changes);
         var request = new Request(tree, changes);
-        bool start = false;
-        lock (_gate)
-        {
-            _pending.Add(request);
-            if (_running < MaxConcurrentFolds)
-            {
-                _running++;
-                start = true;
-            }
-        }
-        if (start) _ = Task.Run(Drain);
+        Submit(request);
         return request.Done.Task;
     }
 
-    private void Drain()
+    /// <inheritdoc />
+    protected override void RunBatch(List<Request> batch)
     {
-        while (true)
+        var errors = SparseMerkleTree.ApplyBatches(batch.Select(r => r.Tree).ToList(), batch.Select(r => r.Changes).ToList());
+        for (int i = 0; i < batch.Count; i++)
         {
-            List<Request> batch;
-            lock (_gate)
-            {
-                if (_pending.Count == 0)
-                {
-                    _running--;
-                    return;
-                }
-                batch = _pending;
-                _pending = new List<Request>();
-            }
-            Exception?[] errors;
-            try
-            {
-                errors = SparseMerkleTree.ApplyBatches(batch.Select(r => r.Tree).ToList(), batch.Select(r => r.Changes).ToList());
-            }
-            catch (Exception e)
-            {
-                errors = Enumerable.Repeat<Exception?>(e, batch.Count).ToArray();
-            }
-            for (int i = 0; i < batch.Count; i++)
-            {
-                if (errors[i] is { } error) batch[i].Done.TrySetException(error);
-                else batch[i].Done.TrySetResult();
-            }
+            if (errors[i] is { } error) batch[i].Done.TrySetException(error);
+            else batch[i].Done.TrySetResult();
         }
     }
 
-    private sealed class Request(SparseMerkleTree tree, SmtChange[] changes)
+    /// <inheritdoc />
+    protected override void FailBatch(List<Request> batch, Exception error)
     {
-        public SparseMerkleTree Tree { get; } = tree;
-        public SmtChange[] Changes { get; } = changes;
-        public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        foreach (var r in batch) r.Done.TrySetException(error);
+    }
+
+    /// <summary>One shard's fold.</summary>
+    public sealed class Request(SparseMerkleTree tree, SmtChange[] changes)
+    {
+        internal SparseMerkleTree Tree { get; } = tree;
+        internal SmtChange[] Changes { get; } = changes;
+        internal TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 }
