@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Collections.Concurrent;
 using System.Net;
 using System.Runtime.CompilerServices;
@@ -24,6 +25,7 @@ public sealed class GridClient : IAsyncDisposable
     private readonly IReadOnlyList<string> _seeds;
     private readonly ConcurrentDictionary<string, Lazy<Task<GrainClient>>> _silos = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _mapRefresh = new(1, 1);
+    private readonly ProofBatchVerifier _verifier = new();
     private volatile ShardMap? _map;
     private volatile string? _lastMapSource;
 
@@ -48,8 +50,31 @@ public sealed class GridClient : IAsyncDisposable
         if (seeds.Count == 0) throw GridException.InvalidArgument("Give at least one silo endpoint (host:port).");
         foreach (var e in seeds) ParseEndpoint(e);
         var client = new GridClient(seeds, options);
-        await client.RefreshShardMapAsync(cancellationToken).ConfigureAwait(false);
-        return client;
+        try
+        {
+            // A silo that accepts the connection but answers slowly (just started, busy cores) is asked again with twice the
+            // patience, within CallTimeout; a silo that refuses the connection fails the connect at once.
+            var deadline = Stopwatch.GetTimestamp() + (long)(options.CallTimeout.TotalSeconds * Stopwatch.Frequency);
+            var perSilo = options.MapRefreshTimeout;
+            while (true)
+            {
+                try
+                {
+                    await client.RefreshShardMapAsync(perSilo, cancellationToken).ConfigureAwait(false);
+                    return client;
+                }
+                catch (GridException e) when (e.InnerException is GridException { Code: GridErrorCode.Timeout } && Stopwatch.GetTimestamp() < deadline)
+                {
+                    var left = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), deadline);
+                    perSilo = perSilo * 2 < left ? perSilo * 2 : left;
+                }
+            }
+        }
+        catch
+        {
+            await client.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
     }
 
     /// <summary>The shard map the client routes with (refreshed on <see cref="GridErrorCode.NotOwner"/>).</summary>
@@ -111,7 +136,7 @@ public sealed class GridClient : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(value);
         _options.Limits.CheckValue(value);
         var result = await OnShardOfAsync(key, (shard, ct) => shard.WriteWithProofAsync(key, value, ct), cancellationToken).ConfigureAwait(false);
-        if (_options.VerifyProofs) result.Proof.EnsureVerifies(key, value);
+        if (_options.VerifyProofs) await _verifier.EnsureVerifiesAsync(result.Proof, key, value).ConfigureAwait(false);
         return result;
     }
 
@@ -132,7 +157,7 @@ public sealed class GridClient : IAsyncDisposable
         if (withProof && _options.VerifyProofs)
         {
             if (read.Proof is null) throw new GridException(GridErrorCode.VerificationFailed, "The silo answered a proved read without a proof.");
-            read.Proof.EnsureVerifies(key, read.Value);
+            await _verifier.EnsureVerifiesAsync(read.Proof, key, read.Value).ConfigureAwait(false);
         }
         return read;
     }
@@ -221,7 +246,10 @@ public sealed class GridClient : IAsyncDisposable
         new[] { _lastMapSource }.Concat(_map?.Shards.Select(s => s.Endpoint) ?? []).Concat(_seeds).OfType<string>().Distinct(StringComparer.Ordinal).ToList();
 
     /// <summary>Reloads the shard map from any reachable silo.</summary>
-    public async Task<ShardMap> RefreshShardMapAsync(CancellationToken cancellationToken = default)
+    public Task<ShardMap> RefreshShardMapAsync(CancellationToken cancellationToken = default) =>
+        RefreshShardMapAsync(_options.MapRefreshTimeout, cancellationToken);
+
+    private async Task<ShardMap> RefreshShardMapAsync(TimeSpan perSilo, CancellationToken cancellationToken)
     {
         await _mapRefresh.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
@@ -233,7 +261,7 @@ public sealed class GridClient : IAsyncDisposable
             foreach (var endpoint in candidates)
             {
                 using var attempt = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-                attempt.CancelAfter(_options.MapRefreshTimeout);
+                attempt.CancelAfter(perSilo);
                 try
                 {
                     var silo = await SiloAsync(endpoint, attempt.Token).ConfigureAwait(false);
@@ -252,7 +280,7 @@ public sealed class GridClient : IAsyncDisposable
                 catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
                 {
                     Forget(endpoint);
-                    last = new GridException(GridErrorCode.Timeout, $"Silo {endpoint} did not answer the shard map within {_options.MapRefreshTimeout.TotalSeconds:0.#} s.");
+                    last = new GridException(GridErrorCode.Timeout, $"Silo {endpoint} did not answer the shard map within {perSilo.TotalSeconds:0.#} s.");
                 }
             }
             throw new GridException(GridErrorCode.Unavailable,
