@@ -68,6 +68,7 @@ public static class SmtVerifier
 
         // Where each proof's climb starts: a leaf to hash (its key, value, 1), or zero; proofs failing a cheap rule drop out.
         var current = new Fr[n];
+        var bits = new KeyBits[n];
         var level = new int[n]; // the next sibling level to fold in; −1 once at the root (or out)
         var leafInputs = new List<Fr>();
         var leafOf = new List<int>();
@@ -78,6 +79,7 @@ public static class SmtVerifier
             level[i] = -1;
             if (proof.Root != roots[i]) continue;
             var key = proof.Key;
+            bits[i] = KeyBits.Of(key);
             if (proof.Exists)
             {
                 leafInputs.Add(key); leafInputs.Add(proof.Value); leafInputs.Add(Fr.One);
@@ -86,7 +88,7 @@ public static class SmtVerifier
             else if (!proof.IsOld0)
             {
                 var oldKey = proof.OldKey;
-                if (oldKey == key || KeyBits.Of(key).FirstDifference(KeyBits.Of(oldKey)) < proof.SiblingSpan.Length) continue;
+                if (oldKey == key || bits[i].FirstDifference(KeyBits.Of(oldKey)) < proof.SiblingSpan.Length) continue;
                 leafInputs.Add(oldKey); leafInputs.Add(proof.OldValue); leafInputs.Add(Fr.One);
                 leafOf.Add(i);
             }
@@ -107,9 +109,8 @@ public static class SmtVerifier
             for (int i = 0; i < n; i++)
             {
                 if (!results[i] || level[i] < 0) continue;
-                var proof = proofs[i];
-                var sibling = proof.SiblingSpan[level[i]];
-                bool right = KeyBits.Of(proof.Key).Bit(level[i]);
+                var sibling = proofs[i].SiblingSpan[level[i]];
+                bool right = bits[i].Bit(level[i]);
                 pairs[2 * count] = right ? sibling : current[i];
                 pairs[2 * count + 1] = right ? current[i] : sibling;
                 climbing[count++] = i;

@@ -8,10 +8,9 @@ namespace Rustorium.Grid.Grains.Shards;
 /// AVX-512 lanes empty; hashed in shared rounds with the other shards' groups, the lanes fill. One silo-wide instance.
 /// </summary>
 /// <remarks>
-/// Batching is natural, as in a group commit: while one fold runs, the groups that arrive wait and go together into the
-/// next. At most <see cref="MaxConcurrentFolds"/> folds run at once (default: half the processors, at least one), so
-/// hashing still spreads over the cores when there is much to do. A caller must own its tree exclusively (hold its lock)
-/// until its fold completes; each tree is in at most one pending fold.
+/// Batched as a group commit is (<see cref="RequestBatcher{TRequest}"/>); several folds may run at once, so hashing still
+/// spreads over the cores when there is much to do. A caller must own its tree exclusively (hold its lock) until its fold
+/// completes; each tree is in at most one pending fold.
 /// </remarks>
 public sealed class TreeFoldBatcher : RequestBatcher<TreeFoldBatcher.Request>
 {
@@ -19,9 +18,6 @@ public sealed class TreeFoldBatcher : RequestBatcher<TreeFoldBatcher.Request>
     public TreeFoldBatcher(int? maxConcurrentFolds = null) : base(maxConcurrentFolds)
     {
     }
-
-    /// <summary>Most folds that run at once.</summary>
-    public int MaxConcurrentFolds => MaxConcurrentBatches;
 
     /// <summary>Applies <paramref name="changes"/> to <paramref name="tree"/> as <see cref="SparseMerkleTree.ApplyBatch"/> would, hashing together with other shards' pending folds.</summary>
     /// <returns>Completes when the tree holds the changes; faults with the exception <see cref="SparseMerkleTree.ApplyBatch"/> would have thrown.</returns>
