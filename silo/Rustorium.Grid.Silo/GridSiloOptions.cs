@@ -90,6 +90,13 @@ public sealed class GridSiloOptions
     /// </summary>
     public TimeSpan FoldInterval { get; set; } = new Grains.Shards.ShardEngineOptions().FoldInterval;
 
+    /// <summary>
+    /// Most time between two tree commits (checkpoints) of a shard (docs/sharding.md "Checkpoints"): folds in between are
+    /// proven from memory and stored together, writing each changed path once; after a crash the next owner folds the rows
+    /// since the last checkpoint again. 0 stores every fold. 0..60 s. Default 1 s.
+    /// </summary>
+    public TimeSpan TreeCommitInterval { get; set; } = new Grains.Shards.ShardEngineOptions().TreeCommitInterval;
+
     /// <summary>How long a shard grain may stay idle before it is deactivated (its engine closed). Positive. Default 15 minutes.</summary>
     public TimeSpan GrainCollectionAge { get; set; } = TimeSpan.FromMinutes(15);
 
@@ -211,6 +218,8 @@ public sealed class GridSiloOptions
             problems.Add($"Silo:RowCacheBytes must be 0 (off) .. 17179869184 (16 GiB); got {RowCacheBytes}.");
         if (FoldInterval < TimeSpan.Zero || FoldInterval > TimeSpan.FromSeconds(10))
             problems.Add($"Silo:FoldInterval must be 00:00:00..00:00:10; got {FoldInterval}.");
+        if (TreeCommitInterval < TimeSpan.Zero || TreeCommitInterval > TimeSpan.FromSeconds(60))
+            problems.Add($"Silo:TreeCommitInterval must be 00:00:00..00:01:00; got {TreeCommitInterval}.");
         if (GrainCollectionAge <= TimeSpan.Zero)
             problems.Add($"Silo:GrainCollectionAge must be a positive duration (e.g. 00:15:00); got {GrainCollectionAge}.");
         if (DrainTimeout < TimeSpan.Zero || DrainTimeout > TimeSpan.FromMinutes(10))
@@ -228,6 +237,7 @@ public sealed class GridSiloOptions
         Region = Region,
         RowCacheBytes = RowCacheBytes,
         FoldInterval = FoldInterval,
+        TreeCommitInterval = TreeCommitInterval,
     };
 }
 

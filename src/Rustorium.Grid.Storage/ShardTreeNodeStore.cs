@@ -274,6 +274,17 @@ public sealed class ShardTreeNodeStore : ISmtNodeStore, ISmtBulkNodeReader, IDis
         _open = new Layer();
     }
 
+    /// <summary>
+    /// Drops the open layer only (operations staged since the last <see cref="TakeStaged"/>) and moves <see cref="Root"/>
+    /// back to where the last taken layer left it: after a failed tree operation while earlier layers' store commits are
+    /// still in flight, which stay and are accepted as usual.
+    /// </summary>
+    public void DiscardOpen()
+    {
+        Root = _taken.Count > 0 ? _taken[^1].RootAfter : CommittedRoot;
+        _open = new Layer();
+    }
+
     private sealed class CommittedView(ShardTreeNodeStore owner) : ISmtNodeStore
     {
         public Fr Root => owner.CommittedRoot;

@@ -227,7 +227,7 @@ public sealed class ShardEngineTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task WritesAreAcknowledgedBeforeTheirFoldAndAFailedTreeCommitIsRetried()
+    public async Task WritesAreAcknowledgedBeforeTheirFoldProvenWhileTreeCommitsFailAndAFailedTreeCommitIsRetried()
     {
         var trees = new FailingTreeStore(_store) { Failing = true };
         await using var engine = await ShardEngine.OpenAsync(trees, _shard, new ShardEngineOptions(), default);
@@ -240,16 +240,17 @@ public sealed class ShardEngineTests : IAsyncLifetime
         Assert.True(state.TreeVersion < state.Version, $"tree v{state.TreeVersion}, data v{state.Version}");
         Assert.Equal(0, engine.TreeVersion);
 
-        // A proof read waits for the tree to reach the data it began at.
-        var proven = engine.ReadAsync(B("t7"));
-        Assert.False(proven.IsCompleted);
-
-        trees.Failing = false; // the folder retries the same fold
-        var read = await proven.WaitAsync(Deadline);
+        // Proofs are of the folded tree, the tree of durable rows: they need no stored tree.
+        var read = await engine.ReadAsync(B("t7")).WaitAsync(Deadline);
         Assert.Equal(B("7"), read.Value);
         Assert.True(read.Version >= 20);
         read.Proof!.EnsureVerifies(B("t7"), B("7"));
+        Assert.Equal(0, engine.TreeVersion);
+        Assert.Equal(0, (await _store.GetShardAsync(_shard, default)).TreeVersion);
+
+        trees.Failing = false; // the folder sends the same tree commit again
         await engine.WaitForTreeAsync().WaitAsync(Deadline);
+        Assert.Equal(read.Proof.Root, engine.Root);
         Assert.Equal(await RecomputedRootAsync(), engine.Root);
         Assert.Empty((await _store.ReadUnfoldedAsync(_shard, default)).Rows);
     }
@@ -277,16 +278,27 @@ public sealed class ShardEngineTests : IAsyncLifetime
         // published between the read's look at the tree version and its wait for the next publication. Nothing was written
         // after the delete, so no later publication came and the read waited out its 30 s deadline. The seam publishes the
         // delete's fold exactly there.
-        var trees = new GatedTreeStore(_store);
-        var engine = await ShardEngine.OpenAsync(trees, _shard, new ShardEngineOptions { FoldInterval = TimeSpan.Zero }, default);
+        var engine = await OpenEngineAsync(new ShardEngineOptions { FoldInterval = TimeSpan.Zero });
+        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var holding = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         try
         {
             await engine.PutAsync(B("gone"), B("1"));
             await engine.WaitForTreeAsync().WaitAsync(Deadline);
-            trees.Close();
+            engine.Folder.BeforeFold = async () =>
+            {
+                holding.TrySetResult();
+                await gate.Task;
+            };
             await engine.DeleteAsync(B("gone"));
-            await trees.Waiting.Task.WaitAsync(Deadline); // the delete's fold holds at the gate: the tree is one version behind
-            PublishAtTheSeam(engine, trees);
+            await holding.Task.WaitAsync(Deadline); // the delete's fold holds: the folded tree is one version behind
+            var folded = engine.Folder.NextPublication; // completes when the held fold publishes
+            engine.Folder.BeforeWaitingForPublication = async () =>
+            {
+                engine.Folder.BeforeWaitingForPublication = null;
+                gate.TrySetResult();
+                await folded;
+            };
 
             var read = await engine.ReadAsync(B("gone")).WaitAsync(Deadline);
             Assert.Null(engine.Folder.BeforeWaitingForPublication); // the read did wait for the fold, at the seam
@@ -295,6 +307,7 @@ public sealed class ShardEngineTests : IAsyncLifetime
         }
         finally
         {
+            gate.TrySetResult();
             await engine.DisposeAsync().AsTask().WaitAsync(Deadline);
         }
     }
@@ -357,6 +370,171 @@ public sealed class ShardEngineTests : IAsyncLifetime
             {
                 Waiting.TrySetResult();
                 await gate.Task;
+            }
+            await base.CommitTreeAsync(commit, cancellationToken);
+        }
+    }
+
+    [Fact]
+    public async Task AWriteWithProofIsAnsweredBeforeItsTreeCommitLandsAndTheNextFoldOverlapsThatCommit()
+    {
+        // The rows a fold proves are durable before it starts, so its proofs need not wait for the tree's own commit; the
+        // next fold is staged on top of the commit in flight. Both commits then land in order, with the roots handed out.
+        var trees = new HeldTreeStore(_store);
+        await using var engine = await ShardEngine.OpenAsync(trees, _shard, new ShardEngineOptions { TreeCommitInterval = TimeSpan.Zero }, default);
+        try
+        {
+            await engine.PutAsync(B("base"), B("0"));
+            await engine.WaitForTreeAsync().WaitAsync(Deadline);
+            long committed = engine.TreeVersion;
+            int commits = trees.Commits;
+
+            trees.Hold();
+            var first = await engine.WriteWithProofAsync(B("a"), B("1")).WaitAsync(Deadline);
+            await trees.Held.Task.WaitAsync(Deadline);
+            first.Proof.EnsureVerifies(B("a"), B("1"));
+            Assert.Equal(first.Write.Version, first.Proof.Version);
+            Assert.Equal(committed, engine.TreeVersion); // answered while its tree commit waits at the gate
+
+            var second = await engine.WriteWithProofAsync(B("b"), B("2")).WaitAsync(Deadline);
+            second.Proof.EnsureVerifies(B("b"), B("2"));
+            Assert.True(second.Proof.Version > first.Proof.Version);
+            Assert.Equal(commits + 1, trees.Commits); // staged over the held commit, not sent before it lands
+
+            trees.Release(fail: false);
+            await engine.WaitForTreeAsync().WaitAsync(Deadline);
+            Assert.Equal(commits + 2, trees.Commits);
+            var state = await _store.GetShardAsync(_shard, default);
+            Assert.Equal(second.Proof.Version, state.TreeVersion);
+            Assert.Equal(second.Proof.Root, state.Root);
+            Assert.Equal(await RecomputedRootAsync(), state.Root);
+            (await engine.ReadAsync(B("a")).WaitAsync(Deadline)).Proof!.EnsureVerifies(B("a"), B("1"));
+        }
+        finally
+        {
+            trees.Release(fail: false); // never leave a commit held: closing the engine waits for it
+        }
+    }
+
+    [Fact]
+    public async Task AFailedTreeCommitIsSentAgainWhileLaterFoldsAreProvenAndTheAnsweredRootsAreTheOnesStored()
+    {
+        var trees = new HeldTreeStore(_store);
+        await using var engine = await ShardEngine.OpenAsync(trees, _shard, new ShardEngineOptions { TreeCommitInterval = TimeSpan.Zero }, default);
+        try
+        {
+            await engine.PutAsync(B("base"), B("0"));
+            await engine.WaitForTreeAsync().WaitAsync(Deadline);
+            var before = await _store.GetShardAsync(_shard, default);
+
+            trees.Hold();
+            var first = await engine.WriteWithProofAsync(B("a"), B("1")).WaitAsync(Deadline);
+            await trees.Held.Task.WaitAsync(Deadline);
+            var second = await engine.WriteWithProofAsync(B("b"), B("2")).WaitAsync(Deadline);
+            var rootOfBoth = await RecomputedRootAsync(); // of the stored rows, both writes in
+            trees.Release(fail: true); // the held commit fails and is sent again; the second fold's commit follows it
+
+            await engine.WaitForTreeAsync().WaitAsync(Deadline);
+            var state = await _store.GetShardAsync(_shard, default);
+            Assert.Equal(before.TreeVersion, (await trees.FailedCommit.Task.WaitAsync(Deadline)).ExpectedTreeVersion);
+            Assert.Equal(second.Proof.Version, state.TreeVersion);
+            Assert.Equal(second.Proof.Root, state.Root); // the root handed out before any commit landed
+            Assert.Equal(rootOfBoth, state.Root);
+            Assert.Equal(before.KeyCount + 2, state.KeyCount);
+            Assert.Equal(state.KeyCount, engine.KeyCount);
+            first.Proof.EnsureVerifies(B("a"), B("1"));
+            second.Proof.EnsureVerifies(B("b"), B("2"));
+            Assert.Empty((await _store.ReadUnfoldedAsync(_shard, default)).Rows);
+        }
+        finally
+        {
+            trees.Release(fail: false); // never leave a commit held: closing the engine waits for it
+        }
+    }
+
+    [Fact]
+    public async Task FoldsBetweenCheckpointsAreProvenAtOnceAndStoredInOneTreeCommit()
+    {
+        var trees = new HeldTreeStore(_store);
+        await using var engine = await ShardEngine.OpenAsync(trees, _shard,
+            new ShardEngineOptions { FoldInterval = TimeSpan.Zero, TreeCommitInterval = TimeSpan.FromSeconds(30) }, default);
+        await engine.PutAsync(B("base"), B("0"));
+        await engine.WaitForTreeAsync().WaitAsync(Deadline); // asks for a checkpoint at once
+        var before = await _store.GetShardAsync(_shard, default);
+        int commits = trees.Commits;
+
+        var proven = new List<ProvenWriteResult>();
+        for (int i = 0; i < 10; i++) proven.Add(await engine.WriteWithProofAsync(B($"k{i}"), B($"v{i}")).WaitAsync(Deadline));
+        for (int i = 0; i < 10; i++) proven[i].Proof.EnsureVerifies(B($"k{i}"), B($"v{i}"));
+        Assert.Equal(10, proven.Select(p => p.Proof.Version).Distinct().Count()); // ten folds
+        Assert.Equal(commits, trees.Commits); // and no tree commit yet
+        Assert.Equal(before.TreeVersion, (await _store.GetShardAsync(_shard, default)).TreeVersion);
+        Assert.Equal(proven[^1].Proof.Version, engine.FoldedVersion);
+        (await engine.ReadAsync(B("k3")).WaitAsync(Deadline)).Proof!.EnsureVerifies(B("k3"), B("v3"));
+
+        await engine.WaitForTreeAsync().WaitAsync(Deadline);
+        Assert.Equal(commits + 1, trees.Commits);
+        var state = await _store.GetShardAsync(_shard, default);
+        Assert.Equal(proven[^1].Proof.Version, state.TreeVersion);
+        Assert.Equal(proven[^1].Proof.Root, state.Root);
+        Assert.Equal(await RecomputedRootAsync(), state.Root);
+        Assert.Equal(before.KeyCount + 10, engine.KeyCount);
+    }
+
+    [Fact]
+    public async Task AnOwnerThatStopsBeforeItsCheckpointLeavesItsProvenRootsToTheNextOwner()
+    {
+        var trees = new FailingTreeStore(_store) { Failing = true };
+        var proven = new List<ProvenWriteResult>();
+        await using (var first = await ShardEngine.OpenAsync(trees, _shard, new ShardEngineOptions { FoldInterval = TimeSpan.Zero }, default))
+        {
+            for (int i = 0; i < 5; i++) proven.Add(await first.WriteWithProofAsync(B($"k{i}"), B($"v{i}")).WaitAsync(Deadline));
+        } // its last checkpoint fails too: the store holds no tree of these writes
+        var left = await _store.GetShardAsync(_shard, default);
+        Assert.Equal(0, left.TreeVersion);
+        Assert.True(left.HasUnfolded);
+
+        await using var next = await OpenEngineAsync();
+        await next.WaitForTreeAsync().WaitAsync(Deadline);
+        var state = await _store.GetShardAsync(_shard, default);
+        Assert.Equal(proven[^1].Proof.Version, state.TreeVersion);
+        Assert.Equal(proven[^1].Proof.Root, state.Root); // the root the first owner proved against, never stored by it
+        for (int i = 0; i < 5; i++) (await next.ReadAsync(B($"k{i}"))).Proof!.EnsureVerifies(B($"k{i}"), B($"v{i}"));
+    }
+
+    /// <summary>
+    /// The real store, except that after <see cref="Hold"/> the next tree commit waits until <see cref="Release"/>, which lets
+    /// it through or fails it (an injected disk error). Counts the tree commits that reached it.
+    /// </summary>
+    private sealed class HeldTreeStore(IShardStore inner) : ForwardingShardStore(inner)
+    {
+        private volatile TaskCompletionSource<bool>? _gate;
+        private int _commits;
+
+        public TaskCompletionSource Held { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public TaskCompletionSource<ShardTreeCommit> FailedCommit { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public int Commits => Volatile.Read(ref _commits);
+
+        private volatile TaskCompletionSource<bool>? _holding;
+
+        public void Hold() => _gate = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public void Release(bool fail) => (_holding ?? _gate)?.TrySetResult(fail);
+
+        public override async ValueTask CommitTreeAsync(ShardTreeCommit commit, CancellationToken cancellationToken)
+        {
+            Interlocked.Increment(ref _commits);
+            if (Interlocked.Exchange(ref _gate, null) is { } gate)
+            {
+                _holding = gate;
+                Held.TrySetResult();
+                if (await gate.Task)
+                {
+                    FailedCommit.TrySetResult(commit);
+                    throw new GridException(GridErrorCode.Unavailable, "tree commit refused (injected)");
+                }
             }
             await base.CommitTreeAsync(commit, cancellationToken);
         }

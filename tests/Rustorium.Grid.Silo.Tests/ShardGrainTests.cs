@@ -61,7 +61,16 @@ public sealed class ShardGrainTests : IAsyncLifetime
 
         var status = await shard.GetStatusAsync(default);
         Assert.True(status.Version >= result.Write.Version);
-        Assert.Equal(status.Version, status.TreeVersion);
+        Assert.True(status.TreeVersion <= status.Version);
+        // The stored tree follows at the next checkpoint (at most TreeCommitInterval, 1 s, later), with the proven root.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (status.TreeVersion < result.Proof.Version && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(20);
+            status = await shard.GetStatusAsync(default);
+        }
+        Assert.Equal(result.Proof.Version, status.TreeVersion);
+        Assert.Equal(result.Proof.Root.ToString(), status.Root);
         Assert.Equal(LocalShardSilo.Endpoint, status.Silo);
         Assert.Equal(_silo.ShardOf(key), status.ShardId);
         Assert.True(status.Range.Contains(key));

@@ -43,6 +43,8 @@ public sealed class SiloOptionsTests : IDisposable
         Assert.Equal(SyncMode.Full, o.DefaultSyncMode);
         Assert.Equal(new GridLimits(), o.Limits);
         Assert.Equal(TimeSpan.FromMinutes(15), o.GrainCollectionAge);
+        Assert.Equal(TimeSpan.FromSeconds(1), o.TreeCommitInterval);
+        Assert.Equal(o.TreeCommitInterval, o.ToEngineOptions().TreeCommitInterval);
         Assert.Empty(o.Validate());
         Assert.Equal(IPAddress.Loopback, o.BindAddress);
         Assert.Equal("127.0.0.1:7400", o.ResolveEndpoint(7400));
@@ -138,6 +140,7 @@ public sealed class SiloOptionsTests : IDisposable
     [InlineData(new[] { "--region", "eu west" }, "Silo:Region must be 1..64 letters")]
     [InlineData(new[] { "--collection-age", "-00:00:01" }, "Silo:GrainCollectionAge must be a positive duration")]
     [InlineData(new[] { "--Silo:RowCacheBytes=-1" }, "Silo:RowCacheBytes must be 0 (off)")]
+    [InlineData(new[] { "--Silo:TreeCommitInterval=00:02:00" }, "Silo:TreeCommitInterval must be 00:00:00..00:01:00; got 00:02:00")]
     [InlineData(new[] { "--store", "mysql" }, "Silo:Store must be sqlite (embedded, one silo) or postgres (a cluster)")]
     [InlineData(new[] { "--store", "postgres" }, "Silo:Postgres must give the PostgreSQL connection string")]
     [InlineData(new[] { "--store", "postgres", "--postgres", "Host=127.0.0.1", "--schema", "9lives" }, "Silo:PostgresSchema")]

@@ -206,6 +206,37 @@ public abstract class ShardTreeNodeStoreTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task DiscardingTheOpenLayerKeepsTheLayersWhoseCommitsAreInFlight()
+    {
+        var (store, _, shardId) = await NewShardAsync();
+        await using var opened = store;
+        using var writer = await TestShardWriter.OpenAsync(store, shardId, _ct);
+
+        writer.Put(K("01"), K("aa"));
+        var first = writer.Nodes.TakeStaged();
+        writer.Tree.Insert(F(5), F(5));
+        var second = writer.Nodes.TakeStaged();
+        writer.Tree.Insert(F(6), F(6)); // the open layer: a fold that failed half way, say
+
+        writer.Nodes.DiscardOpen();
+        Assert.Equal(second.NewRoot, writer.Tree.Root);
+        Assert.Equal(2, writer.Nodes.PendingCommits);
+        Assert.True(writer.Tree.Contains(F(5)));
+        Assert.False(writer.Tree.Contains(F(6)));
+
+        writer.Nodes.AcceptStaged();
+        writer.Nodes.AcceptStaged();
+        Assert.Equal(second.NewRoot, writer.Nodes.CommittedRoot);
+        Assert.Equal(first.NewRoot, second.OldRoot);
+
+        // With nothing taken, it goes back to the committed root.
+        writer.Tree.Insert(F(7), F(7));
+        writer.Nodes.DiscardOpen();
+        Assert.Equal(second.NewRoot, writer.Tree.Root);
+        Assert.False(writer.Nodes.HasStaged);
+    }
+
+    [Fact]
     public async Task ABatchAgainstAnotherRootIsAConflict()
     {
         var (store, _, shardId) = await NewShardAsync();

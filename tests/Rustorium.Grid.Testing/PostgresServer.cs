@@ -352,8 +352,11 @@ public sealed record PostgresServerOptions
     /// <summary>Keep fsync and synchronous commit on (benchmarks); off by default for test speed.</summary>
     public bool Durable { get; init; }
 
-    /// <summary><c>max_connections</c>; default 200 (several silos each with a pool).</summary>
-    public int MaxConnections { get; init; } = 200;
+    /// <summary>
+    /// <c>max_connections</c>; default 500. Several silos share one server, each with Npgsql pools of up to 100 connections
+    /// that a burst of directory registrations can fill (200 was once exceeded by three silos: "too many clients already").
+    /// </summary>
+    public int MaxConnections { get; init; } = 500;
 
     /// <summary>
     /// The process whose end stops the server and deletes its directory if nobody called <see cref="PostgresServer.Stop"/>

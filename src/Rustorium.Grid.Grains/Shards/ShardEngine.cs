@@ -79,19 +79,22 @@ public sealed class ShardEngine : IAsyncDisposable
     /// <summary>The last committed data version.</summary>
     public long Version => _writer.Version;
 
-    /// <summary>The version of the published tree (<see cref="Root"/>): at most <see cref="Version"/>, behind it by the groups not folded yet.</summary>
+    /// <summary>The version of the stored tree (<see cref="Root"/>, the last checkpoint): at most <see cref="FoldedVersion"/>.</summary>
     public long TreeVersion => _folder.TreeVersion;
 
-    /// <summary>The root of the committed tree at <see cref="TreeVersion"/>.</summary>
+    /// <summary>The version of the folded tree, which proofs are of: at most <see cref="Version"/>, behind it by the groups not folded yet.</summary>
+    public long FoldedVersion => _folder.FoldedVersion;
+
+    /// <summary>The root of the stored tree at <see cref="TreeVersion"/>.</summary>
     public Crypto.Fr Root => _tree.Root;
 
-    /// <summary>Keys in the tree at <see cref="TreeVersion"/>.</summary>
+    /// <summary>Keys in the tree at <see cref="FoldedVersion"/>.</summary>
     public long KeyCount => _tree.KeyCount;
 
     /// <summary>The shard's folder, for tests that interleave with it.</summary>
     internal ShardFolder Folder => _folder;
 
-    /// <summary>Waits until the tree has folded every write committed so far (<see cref="TreeVersion"/> reaches <see cref="Version"/> as it was).</summary>
+    /// <summary>Waits until the stored tree holds every write committed so far (<see cref="TreeVersion"/> reaches <see cref="Version"/> as it was): folds and checkpoints at once.</summary>
     /// <exception cref="GridException"><see cref="GridErrorCode.Unavailable"/> if the engine stopped folding first.</exception>
     public Task WaitForTreeAsync(CancellationToken cancellationToken = default) => _folder.WaitForTreeVersionAsync(Version, cancellationToken);
 
@@ -235,7 +238,7 @@ public sealed class ShardEngine : IAsyncDisposable
         // both are absent) — the value is then the one at the tree's version, and the proof shows it. A write of the key
         // since that version makes them differ: wait for the next fold and look again.
         var keyHash = PoseidonBytes.Hash(key);
-        await _folder.WaitForTreeVersionAsync(Version, cancellationToken).ConfigureAwait(false);
+        await _folder.WaitForFoldAsync(Version, cancellationToken).ConfigureAwait(false);
         while (true)
         {
             var published = _folder.NextPublication;
@@ -248,8 +251,8 @@ public sealed class ShardEngine : IAsyncDisposable
             try
             {
                 ThrowIfFenced();
-                proof = _tree.CommittedTree.Prove(keyHash);
-                version = _folder.TreeVersion;
+                proof = _tree.Tree.Prove(keyHash);
+                version = _folder.FoldedVersion;
             }
             finally
             {
@@ -257,9 +260,10 @@ public sealed class ShardEngine : IAsyncDisposable
             }
             if (stored is null ? !proof.Exists : proof.Exists && proof.Value == valueHash)
                 return new ReadResult(stored?.Value, version, stored?.TimestampMicros ?? 0, _options.Region, new ShardProof(ShardId, Range, version, proof));
-            // The tree holds every commit up to the data version the row was read at, and nothing was committed since: no
-            // fold will ever make them agree. The store returned a row its own tree never held — report it, do not wait.
-            if (version >= dataVersion && Version == dataVersion)
+            // The tree holds every commit up to the data version the row was read at, and no commit was sent to the store since
+            // (a commit's rows are visible in the store and the row cache before Version moves): no fold will ever make them
+            // agree. The store returned a row its own tree never held — report it, do not wait.
+            if (version >= dataVersion && _writer.SentVersion == dataVersion)
                 throw new GridException(GridErrorCode.Corrupted,
                     $"Shard {ShardId}: the stored row of key {Convert.ToHexStringLower(key)} disagrees with the shard's tree at version {version}; the store is corrupted.");
             _folder.ThrowIfStopped();

@@ -16,8 +16,8 @@ public sealed record ShardEngineOptions
     public int MaxFoldKeys { get; init; } = 16_384;
 
     /// <summary>
-    /// Most committed rows waiting to be folded into the tree; a shard's writes wait for room beyond it (back-pressure), so
-    /// the published root lags the data by at most this many rows, and a new owner after a crash folds at most this many
+    /// Most committed rows not yet in a stored tree (folded or not); a shard's writes wait for room beyond it (back-pressure),
+    /// so the proven root lags the data by at most this many rows, and a new owner after a crash folds at most this many
     /// (plus one group) before its first proof. 1..16,777,216. Default 32,768.
     /// </summary>
     public int MaxUnfoldedRows { get; init; } = 32_768;
@@ -29,6 +29,15 @@ public sealed record ShardEngineOptions
     /// Default 250 ms.
     /// </summary>
     public TimeSpan FoldInterval { get; init; } = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>
+    /// Most time between two tree commits (checkpoints) of a shard while it folds: the folds in between are proven from
+    /// memory at once and stored together, so a key's path and the upper levels all keys share are written once per
+    /// checkpoint instead of once per fold. A checkpoint starts sooner when half of <see cref="MaxUnfoldedRows"/> rows wait
+    /// for one, and when the shard closes. A crash loses no write: the next owner folds the rows since the last checkpoint
+    /// again (at most <see cref="MaxUnfoldedRows"/>). 0 stores every fold. 0..60 s. Default 1 s.
+    /// </summary>
+    public TimeSpan TreeCommitInterval { get; init; } = TimeSpan.FromSeconds(1);
 
     /// <summary>
     /// Bytes of committed rows (keys, values, ~96 B bookkeeping each) a shard keeps in memory for reads, least recently
@@ -50,6 +59,8 @@ public sealed record ShardEngineOptions
         if (MaxUnfoldedRows is < 1 or > 16 << 20) throw GridException.InvalidArgument($"MaxUnfoldedRows must be 1..16777216; got {MaxUnfoldedRows}.");
         if (FoldInterval < TimeSpan.Zero || FoldInterval > TimeSpan.FromSeconds(10))
             throw GridException.InvalidArgument($"FoldInterval must be 0..10 s; got {FoldInterval}.");
+        if (TreeCommitInterval < TimeSpan.Zero || TreeCommitInterval > TimeSpan.FromSeconds(60))
+            throw GridException.InvalidArgument($"TreeCommitInterval must be 0..60 s; got {TreeCommitInterval}.");
         if (MaxGroupRows < 1) throw GridException.InvalidArgument($"MaxGroupRows must be at least 1; got {MaxGroupRows}.");
         if (MaxQueuedWrites < 1) throw GridException.InvalidArgument($"MaxQueuedWrites must be at least 1; got {MaxQueuedWrites}.");
         if (MaxFoldKeys < 1) throw GridException.InvalidArgument($"MaxFoldKeys must be at least 1; got {MaxFoldKeys}.");

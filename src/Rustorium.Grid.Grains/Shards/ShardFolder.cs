@@ -9,21 +9,28 @@ namespace Rustorium.Grid.Grains.Shards;
 
 /// <summary>
 /// The proof side of one shard (ARCHITECTURE.md's ProofGrain): folds the shard's committed data groups into its sparse
-/// Merkle tree, many groups at once, stores the changed nodes with a tree commit, and publishes (tree version, root).
+/// Merkle tree, many groups at once, publishes each folded (tree version, root) for proofs, and stores the changed nodes in
+/// periodic tree commits (checkpoints).
 /// </summary>
 /// <remarks>
 /// <para>The data path (<see cref="ShardWriter"/>) commits rows and acknowledges them without hashing; each committed group
 /// is handed here. A fold takes every group queued (up to <see cref="ShardEngineOptions.MaxFoldKeys"/> rows), keeps the last
-/// write of each key, hashes keys and values eight at a time, applies the changes to the tree in one batch (each changed
-/// node hashed once: the more keys a fold holds, the more of the tree's upper levels they share), and writes the nodes, the
-/// root and the new tree version in one store transaction, conditioned on the epoch and the tree version. So the published
-/// root at tree version v is the tree of exactly the rows at v (invariant 3), and the tree lags the rows by at most the
-/// groups queued here: the writer waits for room when <see cref="ShardEngineOptions.MaxUnfoldedRows"/> rows are waiting.</para>
+/// write of each key, hashes keys and values eight at a time and applies the changes to the tree in one batch (each changed
+/// node hashed once). The folded tree is the tree of exactly the shard's rows at the fold's version (invariant 3), rows that
+/// are already durable: proofs are answered from it at once (<see cref="FoldedVersion"/>).</para>
+/// <para><b>Checkpoints.</b> The folds' node changes stay staged in memory and go to the store together, in one tree commit
+/// (conditioned on the epoch and the stored tree version) at most every <see cref="ShardEngineOptions.TreeCommitInterval"/>,
+/// sooner when half of <see cref="ShardEngineOptions.MaxUnfoldedRows"/> rows wait for one or someone waits for the stored
+/// tree. Between two checkpoints a key's path changes many times but is written once, and the upper levels all keys share
+/// are written once for all of them. Folding goes on while a checkpoint is written. A failed tree commit is sent again
+/// (the same changes, after a pause); the data path waits for room when <see cref="ShardEngineOptions.MaxUnfoldedRows"/>
+/// rows are not yet in a stored tree.</para>
 /// <para><b>Proofs of writes.</b> A fold never holds, after a group with a write-with-proof, a later write of the same key,
 /// so the proof shows the write's own value, at the tree version of its fold.</para>
-/// <para><b>Crash recovery.</b> The store lists the keys of every data commit the tree has not folded
+/// <para><b>Crash recovery.</b> The store lists the keys of every data commit its tree has not taken in
 /// (<see cref="IShardStore.ReadUnfoldedAsync"/>). A new activation reads them with their current values before its first
-/// data commit and folds them first, which brings the tree to the data's version.</para>
+/// data commit and folds them first, which brings the tree to the data's version: the roots it hands out are the same as
+/// the ones the crashed owner handed out, being functions of the same durable rows.</para>
 /// </remarks>
 internal sealed class ShardFolder : IAsyncDisposable
 {
@@ -40,9 +47,17 @@ internal sealed class ShardFolder : IAsyncDisposable
     private readonly Task _loop;
     private TaskCompletionSource _published = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private TaskCompletionSource _urgent = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private TaskCompletionSource _checkpointSoon = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _treeVersion;
+    private long _foldedVersion;
     private int _unfoldedRows;
     private bool _stopped;
+    private volatile bool _foldingDone;
+
+    // Rows folded since the last checkpoint took the staged changes (under the tree lock).
+    private int _stagedRows;
+    // Rows queued and not folded yet.
+    private int _queuedRows;
 
     public ShardFolder(IShardStore store, ShardState state, long epoch, ShardEngineOptions options, ShardTree tree,
         Action<GridException> fenced, TreeFoldBatcher? folds)
@@ -55,21 +70,25 @@ internal sealed class ShardFolder : IAsyncDisposable
         _folds = folds;
         _fenced = fenced;
         _treeVersion = state.TreeVersion;
+        _foldedVersion = state.TreeVersion;
         _loop = Task.Run(() => RunAsync(state));
     }
 
-    /// <summary>The version the committed tree (<see cref="ShardTree.Root"/>) is of.</summary>
+    /// <summary>The version of the tree in the store (<see cref="ShardTree.Root"/>, the last checkpoint).</summary>
     public long TreeVersion => Volatile.Read(ref _treeVersion);
 
-    /// <summary>Rows committed but not folded yet.</summary>
+    /// <summary>The version of the folded tree (<see cref="ShardTree.Tree"/>): proofs are of it.</summary>
+    public long FoldedVersion => Volatile.Read(ref _foldedVersion);
+
+    /// <summary>Rows committed but not yet in a stored tree (folded or not).</summary>
     public int UnfoldedRows => Volatile.Read(ref _unfoldedRows);
 
     /// <summary>Completes once the unfolded changes of earlier activations are known: the writer's first commit waits for it.</summary>
     public Task Recovered => _recovered.Task;
 
     /// <summary>
-    /// A task that completes at the next publication of a tree version (or when folding stops). Take it before looking at the
-    /// state it should wake you for (see the waiters below), never after.
+    /// A task that completes at the next fold or checkpoint (or when folding stops). Take it before looking at the state it
+    /// should wake you for (see the waiters below), never after.
     /// </summary>
     public Task NextPublication => Volatile.Read(ref _published).Task;
 
@@ -77,9 +96,11 @@ internal sealed class ShardFolder : IAsyncDisposable
     public void Enqueue(CommittedGroup group)
     {
         Interlocked.Add(ref _unfoldedRows, group.Rows.Count);
+        Interlocked.Add(ref _queuedRows, group.Rows.Count);
         if (!_queue.Writer.TryWrite(group))
         {
             Interlocked.Add(ref _unfoldedRows, -group.Rows.Count);
+            Interlocked.Add(ref _queuedRows, -group.Rows.Count);
             group.FailProofs(Stopped());
         }
         else if (group.Proofs.Count > 0) FoldSoon();
@@ -88,39 +109,59 @@ internal sealed class ShardFolder : IAsyncDisposable
     /// <summary>Someone waits for the tree (a proof): the next fold starts without waiting out <see cref="ShardEngineOptions.FoldInterval"/>.</summary>
     public void FoldSoon() => Volatile.Read(ref _urgent).TrySetResult();
 
+    /// <summary>Someone waits for the stored tree: the next checkpoint starts without waiting out <see cref="ShardEngineOptions.TreeCommitInterval"/>.</summary>
+    public void CheckpointSoon() => Volatile.Read(ref _checkpointSoon).TrySetResult();
+
     /// <summary>
-    /// Test seam: runs in a waiter (<see cref="WaitForTreeVersionAsync"/>, <see cref="WaitForRoomAsync"/>) after it looked at
-    /// the folder's state and before it waits for the next publication, so a test can publish a fold exactly there.
+    /// Test seam: runs in a waiter (<see cref="WaitForFoldAsync"/>, <see cref="WaitForTreeVersionAsync"/>,
+    /// <see cref="WaitForRoomAsync"/>) after it looked at the folder's state and before it waits for the next publication, so
+    /// a test can publish exactly there.
     /// </summary>
     internal Func<Task>? BeforeWaitingForPublication { get; set; }
+
+    /// <summary>Test seam: runs before each fold takes the tree lock, so a test can hold a fold back.</summary>
+    internal Func<Task>? BeforeFold { get; set; }
 
     // Every waiter below takes the publication it will wait for BEFORE it looks at the state it waits on. Taken after the
     // look, a fold that publishes in between (state changed, old publication completed, a new one installed) is missed,
     // and the waiter waits for a later fold that may never come (nothing else written): a proof read then hangs until its
     // deadline, the writer for good.
 
-    /// <summary>Waits while <see cref="ShardEngineOptions.MaxUnfoldedRows"/> or more committed rows wait for their fold.</summary>
+    /// <summary>Waits while <see cref="ShardEngineOptions.MaxUnfoldedRows"/> or more committed rows are not in a stored tree.</summary>
     public async ValueTask WaitForRoomAsync()
     {
         while (true)
         {
             var published = NextPublication;
             if (UnfoldedRows < _options.MaxUnfoldedRows || _queue.Reader.Completion.IsCompleted) return;
+            CheckpointSoon();
             if (BeforeWaitingForPublication is { } pause) await pause().ConfigureAwait(false);
             await published.ConfigureAwait(false);
         }
     }
 
-    /// <summary>Waits until the published tree version is at least <paramref name="version"/>.</summary>
+    /// <summary>Waits until the folded tree's version is at least <paramref name="version"/> (proofs of it can be made).</summary>
     /// <exception cref="GridException"><see cref="GridErrorCode.Unavailable"/> if folding stopped first.</exception>
-    public async Task WaitForTreeVersionAsync(long version, CancellationToken cancellationToken)
+    public Task WaitForFoldAsync(long version, CancellationToken cancellationToken) =>
+        WaitForAsync(() => FoldedVersion >= version, FoldSoon, cancellationToken);
+
+    /// <summary>Waits until the stored tree's version is at least <paramref name="version"/>.</summary>
+    /// <exception cref="GridException"><see cref="GridErrorCode.Unavailable"/> if folding stopped first.</exception>
+    public Task WaitForTreeVersionAsync(long version, CancellationToken cancellationToken) =>
+        WaitForAsync(() => TreeVersion >= version, () =>
+        {
+            FoldSoon();
+            CheckpointSoon();
+        }, cancellationToken);
+
+    private async Task WaitForAsync(Func<bool> reached, Action hurry, CancellationToken cancellationToken)
     {
         while (true)
         {
             var published = NextPublication;
-            if (TreeVersion >= version) return;
+            if (reached()) return;
             ThrowIfStopped();
-            FoldSoon();
+            hurry();
             if (BeforeWaitingForPublication is { } pause) await pause().ConfigureAwait(false);
             await published.WaitAsync(cancellationToken).ConfigureAwait(false);
         }
@@ -158,6 +199,7 @@ internal sealed class ShardFolder : IAsyncDisposable
                 {
                     var recovery = new CommittedGroup(unfolded.Version, [.. unfolded.Rows], [], Recovery: true);
                     Interlocked.Add(ref _unfoldedRows, recovery.Rows.Count);
+                    Interlocked.Add(ref _queuedRows, recovery.Rows.Count);
                     batch.Add(recovery);
                 }
             }
@@ -174,6 +216,7 @@ internal sealed class ShardFolder : IAsyncDisposable
             return;
         }
 
+        var checkpoints = Task.Run(CheckpointLoopAsync);
         var reader = _queue.Reader;
         var provenKeys = new HashSet<byte[]>(ByteArrayComparer.Instance);
         var retryDelay = TimeSpan.FromMilliseconds(50);
@@ -182,10 +225,12 @@ internal sealed class ShardFolder : IAsyncDisposable
             long lastFold = 0;
             while (batch.Count > 0 || await reader.WaitToReadAsync().ConfigureAwait(false))
             {
-                // A fold of more keys shares more of the tree (fewer hashes and node writes per key): unless many rows wait,
-                // the next fold starts at least FoldInterval after the last one began.
+                if (checkpoints.IsCompleted) break; // fenced: nothing this activation folds can be stored any more
+
+                // A fold of more keys shares more of the tree (fewer hashes per key): unless many rows wait, the next fold
+                // starts at least FoldInterval after the last one began.
                 var wait = _options.FoldInterval - System.Diagnostics.Stopwatch.GetElapsedTime(lastFold);
-                if (batch.Count == 0 && lastFold != 0 && wait > TimeSpan.Zero && UnfoldedRows < _options.MaxFoldKeys && !_stop.IsCancellationRequested)
+                if (batch.Count == 0 && lastFold != 0 && wait > TimeSpan.Zero && Volatile.Read(ref _queuedRows) < _options.MaxFoldKeys && !_stop.IsCancellationRequested)
                 {
                     // Cut short by a proof waiting (FoldSoon) or by closing.
                     await Task.WhenAny(Task.Delay(wait, _stop.Token), Volatile.Read(ref _urgent).Task).ConfigureAwait(false);
@@ -205,36 +250,30 @@ internal sealed class ShardFolder : IAsyncDisposable
                 }
                 try
                 {
+                    if (BeforeFold is { } hold) await hold().ConfigureAwait(false);
                     await FoldAsync(batch).ConfigureAwait(false);
                     batch.Clear();
                     retryDelay = TimeSpan.FromMilliseconds(50);
                 }
-                catch (GridException e) when (e.Code == GridErrorCode.NotOwner)
-                {
-                    throw;
-                }
                 catch (Exception) when (!_stop.IsCancellationRequested)
                 {
-                    // The rows are durable and the batch is kept: fold it again after a pause (a full disk may clear up).
-                    try
-                    {
-                        await Task.Delay(retryDelay, _stop.Token).ConfigureAwait(false);
-                    }
-                    catch (OperationCanceledException)
-                    {
-                        break;
-                    }
-                    retryDelay = TimeSpan.FromTicks(Math.Min(retryDelay.Ticks * 2, TimeSpan.FromSeconds(2).Ticks));
+                    // Reading the tree failed; the rows are durable and the batch is kept: fold it again after a pause.
+                    if (!await PauseAsync(retryDelay).ConfigureAwait(false)) break;
+                    retryDelay = Longer(retryDelay);
                 }
             }
         }
         catch (Exception)
         {
-            // Fenced, or stopping after a failure: the store still lists the unfolded keys for the next owner.
+            // Stopping after a failure: the store still lists the unfolded keys for the next owner.
         }
         finally
         {
             _queue.Writer.TryComplete();
+            // The last checkpoint stores what was folded (once: a failure leaves it to the next owner).
+            _foldingDone = true;
+            CheckpointSoon();
+            await checkpoints.ConfigureAwait(false);
             var error = Stopped();
             foreach (var g in batch) g.FailProofs(error);
             while (reader.TryRead(out var g)) g.FailProofs(error);
@@ -243,13 +282,35 @@ internal sealed class ShardFolder : IAsyncDisposable
         }
     }
 
-    /// <summary>Folds <paramref name="batch"/> (consecutive committed groups) into the tree and commits it to the store.</summary>
+    private static TimeSpan Longer(TimeSpan delay) => TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(2).Ticks));
+
+    /// <summary>Waits before trying failed work again (a full disk may clear up); false when the folder is stopping.</summary>
+    private async Task<bool> PauseAsync(TimeSpan delay)
+    {
+        if (_stop.IsCancellationRequested) return false;
+        try
+        {
+            await Task.Delay(delay, _stop.Token).ConfigureAwait(false);
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// Folds <paramref name="batch"/> (consecutive committed groups) into the tree, staged over what earlier folds staged, and
+    /// answers the batch's write-with-proof requests from it: the folded tree is the tree of exactly the shard's rows at the
+    /// batch's version, rows that are already durable, so a proof need not wait for a checkpoint (if the silo dies first,
+    /// the next owner folds the same rows into the same root).
+    /// </summary>
     private async Task FoldAsync(List<CommittedGroup> batch)
     {
         var rows = LastWrites.Of(batch.Select(g => g.Rows));
         int batchRows = batch.Sum(g => g.Rows.Count);
         bool recovery = batch.Any(g => g.Recovery);
-        long newTreeVersion = batch[^1].Version;
+        long newVersion = batch[^1].Version;
 
         // Hash keys and values eight at a time before taking the tree lock (pure computation).
         var keyHashes = new Fr[rows.Count];
@@ -258,8 +319,6 @@ internal sealed class ShardFolder : IAsyncDisposable
         var valueHashes = new Fr[values.Length];
         PoseidonBytes.HashMany(values, valueHashes);
 
-        StagedTreeChanges staged;
-        long delta = 0;
         await _tree.Lock.WaitAsync().ConfigureAwait(false);
         try
         {
@@ -268,6 +327,7 @@ internal sealed class ShardFolder : IAsyncDisposable
             var presents = new bool[rows.Count];
             _tree.Tree.GetMany(keyHashes, olds, presents);
             var changes = new List<SmtChange>(rows.Count);
+            long delta = 0;
             for (int i = 0, v = 0; i < rows.Count; i++)
             {
                 bool present = presents[i];
@@ -294,60 +354,14 @@ internal sealed class ShardFolder : IAsyncDisposable
             {
                 if (_folds is null || changes.Count == 0) _tree.Tree.ApplyBatch(CollectionsMarshal.AsSpan(changes));
                 else await _folds.ApplyAsync(_tree.Tree, [.. changes]).ConfigureAwait(false); // hashed with other shards' folds
-                staged = _tree.Nodes.TakeStaged();
             }
             catch
             {
-                _tree.Nodes.DiscardStaged();
+                _tree.Nodes.DiscardOpen(); // earlier folds' staged changes (and a checkpoint in flight) stay
                 throw;
             }
-        }
-        finally
-        {
-            _tree.Lock.Release();
-        }
 
-        try
-        {
-            await _store.CommitTreeAsync(new ShardTreeCommit
-            {
-                ShardId = _shardId,
-                Epoch = _epoch,
-                ExpectedTreeVersion = TreeVersion,
-                NewTreeVersion = newTreeVersion,
-                NewRoot = staged.NewRoot,
-                AddedNodes = staged.AddedNodes,
-                RemovedNodes = staged.RemovedNodes,
-            }, CancellationToken.None).ConfigureAwait(false);
-        }
-        catch (Exception ex)
-        {
-            await _tree.Lock.WaitAsync().ConfigureAwait(false);
-            try
-            {
-                _tree.Nodes.DiscardStaged();
-            }
-            finally
-            {
-                _tree.Lock.Release();
-            }
-            if (ex is GridException { Code: GridErrorCode.Conflict })
-            {
-                // Another owner moved the epoch on: this activation must never write again.
-                var fenced = ShardEngine.StaleEpoch(_shardId, _epoch, ex);
-                _fenced(fenced);
-                throw fenced;
-            }
-            throw;
-        }
-
-        await _tree.Lock.WaitAsync().ConfigureAwait(false);
-        try
-        {
-            _tree.Nodes.AcceptStaged();
-            // A recovery fold starts from the tree at the old tree version but the key count of the data's version.
-            if (!recovery) _tree.KeyCount += delta;
-            Volatile.Write(ref _treeVersion, newTreeVersion);
+            // The open layer now holds this fold on top of the earlier ones: the tree at newVersion.
             if (batch.Any(g => g.Proofs.Count > 0))
             {
                 // A proven write's key is among the fold's rows (its group is in the batch, with no later write of the key).
@@ -355,18 +369,129 @@ internal sealed class ShardFolder : IAsyncDisposable
                 for (int i = 0; i < rows.Count; i++) hashOf[rows[i].Key] = keyHashes[i];
                 foreach (var g in batch)
                     foreach (var proof in g.Proofs)
-                        proof.Done.TrySetResult(new VersionedProof(_tree.CommittedTree.Prove(hashOf[proof.Key]), newTreeVersion));
+                        proof.Done.TrySetResult(new VersionedProof(_tree.Tree.Prove(hashOf[proof.Key]), newVersion));
             }
+            // A recovery fold starts from the stored tree but with the key count of the data's version.
+            if (!recovery) _tree.KeyCount += delta;
+            _stagedRows += batchRows;
+            Volatile.Write(ref _foldedVersion, newVersion);
         }
         finally
         {
             _tree.Lock.Release();
         }
-        Interlocked.Add(ref _unfoldedRows, -batchRows);
+        Interlocked.Add(ref _queuedRows, -batchRows);
+        if (UnfoldedRows - Volatile.Read(ref _queuedRows) >= CheckpointRows) CheckpointSoon();
         Publish();
     }
 
-    /// <summary>Stops taking groups, folds what is queued (once: a failure leaves it to the next owner), then stops.</summary>
+    /// <summary>Folded rows that start a checkpoint without waiting out the interval: half the back-pressure limit.</summary>
+    private int CheckpointRows => Math.Max(1, _options.MaxUnfoldedRows / 2);
+
+    /// <summary>
+    /// Stores the folds' staged node changes, root and tree version in one tree commit, at most every
+    /// <see cref="ShardEngineOptions.TreeCommitInterval"/> (sooner when asked), one at a time; a failed commit is sent again
+    /// after a pause until it lands, the epoch is refused (fenced) or the folder stops.
+    /// </summary>
+    private async Task CheckpointLoopAsync()
+    {
+        long lastCheckpoint = System.Diagnostics.Stopwatch.GetTimestamp();
+        var retryDelay = TimeSpan.FromMilliseconds(50);
+        try
+        {
+            while (true)
+            {
+                var soonSource = Volatile.Read(ref _checkpointSoon);
+                var soon = soonSource.Task;
+                var folded = NextPublication;
+                bool done = _foldingDone;
+                if (FoldedVersion == TreeVersion)
+                {
+                    if (done) return;
+                    // Nothing to store: a request for a checkpoint is moot (the next fold publishes and wakes this loop).
+                    if (soon.IsCompleted) Interlocked.CompareExchange(ref _checkpointSoon, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously), soonSource);
+                    else await Task.WhenAny(soon, folded).ConfigureAwait(false);
+                    continue;
+                }
+                var wait = _options.TreeCommitInterval - System.Diagnostics.Stopwatch.GetElapsedTime(lastCheckpoint);
+                if (!done && !soon.IsCompleted && wait > TimeSpan.Zero)
+                {
+                    await Task.WhenAny(soon, Task.Delay(wait)).ConfigureAwait(false);
+                    continue;
+                }
+                // A request made from here on asks for the next checkpoint (this one may not hold what its caller waits for).
+                if (soon.IsCompleted) Interlocked.CompareExchange(ref _checkpointSoon, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously), soonSource);
+                lastCheckpoint = System.Diagnostics.Stopwatch.GetTimestamp();
+
+                StagedTreeChanges changes;
+                long version;
+                int rows;
+                await _tree.Lock.WaitAsync().ConfigureAwait(false);
+                try
+                {
+                    changes = _tree.Nodes.TakeStaged();
+                    version = FoldedVersion;
+                    rows = _stagedRows;
+                    _stagedRows = 0;
+                }
+                finally
+                {
+                    _tree.Lock.Release();
+                }
+
+                while (true)
+                {
+                    try
+                    {
+                        await _store.CommitTreeAsync(new ShardTreeCommit
+                        {
+                            ShardId = _shardId,
+                            Epoch = _epoch,
+                            ExpectedTreeVersion = TreeVersion,
+                            NewTreeVersion = version,
+                            NewRoot = changes.NewRoot,
+                            AddedNodes = changes.AddedNodes,
+                            RemovedNodes = changes.RemovedNodes,
+                        }, CancellationToken.None).ConfigureAwait(false);
+                        retryDelay = TimeSpan.FromMilliseconds(50);
+                        break;
+                    }
+                    catch (GridException ex) when (ex.Code == GridErrorCode.Conflict)
+                    {
+                        // Another owner moved the epoch on: this activation must never write again.
+                        _fenced(ShardEngine.StaleEpoch(_shardId, _epoch, ex));
+                        _queue.Writer.TryComplete();
+                        return;
+                    }
+                    catch (Exception)
+                    {
+                        // Send the same changes again (the store applied none of them), unless stopping.
+                        if (_foldingDone || !await PauseAsync(retryDelay).ConfigureAwait(false)) throw;
+                        retryDelay = Longer(retryDelay);
+                    }
+                }
+
+                await _tree.Lock.WaitAsync().ConfigureAwait(false);
+                try
+                {
+                    _tree.Nodes.AcceptStaged();
+                    Volatile.Write(ref _treeVersion, version);
+                }
+                finally
+                {
+                    _tree.Lock.Release();
+                }
+                Interlocked.Add(ref _unfoldedRows, -rows);
+                Publish();
+            }
+        }
+        catch (Exception)
+        {
+            // The last checkpoint failed while stopping: the store still lists the unfolded keys for the next owner.
+        }
+    }
+
+    /// <summary>Stops taking groups, folds what is queued and stores it (once: a failure leaves it to the next owner), then stops.</summary>
     public async ValueTask DisposeAsync()
     {
         _queue.Writer.TryComplete();

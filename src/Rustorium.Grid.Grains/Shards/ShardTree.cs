@@ -14,26 +14,22 @@ internal sealed class ShardTree : IDisposable
     {
         Nodes = ShardTreeNodeStore.Open(store, state);
         Tree = new SparseMerkleTree(Nodes);
-        CommittedTree = new SparseMerkleTree(Nodes.Committed);
         KeyCount = state.KeyCount;
     }
 
     /// <summary>The node store (staging until the shard's commit).</summary>
     public ShardTreeNodeStore Nodes { get; }
 
-    /// <summary>The tree with the fold in progress staged. Touch it only while holding <see cref="Lock"/>.</summary>
+    /// <summary>The folded tree (the stored one plus the folds staged since the last checkpoint), for folds and proofs. Touch it only while holding <see cref="Lock"/>.</summary>
     public SparseMerkleTree Tree { get; }
-
-    /// <summary>The committed tree alone (root <see cref="Root"/>), for proofs. Touch it only while holding <see cref="Lock"/>.</summary>
-    public SparseMerkleTree CommittedTree { get; }
 
     /// <summary>Excludes tree and node-cache access: folds, taking and accepting staged changes, proofs. Never held across a store write.</summary>
     public SemaphoreSlim Lock { get; } = new(1, 1);
 
-    /// <summary>Keys in the committed tree (during a recovery fold: the data's key count, which that fold reaches).</summary>
+    /// <summary>Keys in the folded tree (before a recovery fold: the data's key count, which that fold reaches).</summary>
     public long KeyCount { get; set; }
 
-    /// <summary>The committed root.</summary>
+    /// <summary>The stored root (the last checkpoint).</summary>
     public Fr Root => Nodes.CommittedRoot;
 
     public void Dispose()

@@ -28,6 +28,7 @@ internal sealed class ShardWriter : IAsyncDisposable
     private readonly Task _loop;
     private readonly RowCache? _rows;
     private long _version;
+    private long _sent;
 
     public ShardWriter(IShardStore store, long shardId, long epoch, long version, ShardEngineOptions options, ShardFolder folder,
         Action<GridException> fenced, RowCache? rows = null)
@@ -37,6 +38,7 @@ internal sealed class ShardWriter : IAsyncDisposable
         _shardId = shardId;
         _epoch = epoch;
         _version = version;
+        _sent = version;
         _options = options;
         _folder = folder;
         _fenced = fenced;
@@ -50,6 +52,12 @@ internal sealed class ShardWriter : IAsyncDisposable
 
     /// <summary>The last committed data version.</summary>
     public long Version => Volatile.Read(ref _version);
+
+    /// <summary>
+    /// The highest data version sent to the store: committed, or in flight (its rows may already be visible to readers of
+    /// the store and the row cache before <see cref="Version"/> moves). Back to <see cref="Version"/> when a commit fails.
+    /// </summary>
+    public long SentVersion => Volatile.Read(ref _sent);
 
     /// <summary>
     /// Queues rows (already validated) to commit atomically; completes according to <paramref name="mode"/>.
@@ -132,6 +140,7 @@ internal sealed class ShardWriter : IAsyncDisposable
         var result = new WriteResult(_shardId, version, now);
         foreach (var p in group)
             if (p.Mode == SyncMode.Async) p.Done.TrySetResult(result);
+        Volatile.Write(ref _sent, version);
         try
         {
             await _store.CommitAsync(new ShardCommit
@@ -148,6 +157,7 @@ internal sealed class ShardWriter : IAsyncDisposable
         }
         catch (Exception ex)
         {
+            Volatile.Write(ref _sent, version - 1);
             var error = ex as GridException ?? new GridException(GridErrorCode.Internal, $"Commit of shard {_shardId} failed: {ex.Message}", ex);
             if (error.Code == GridErrorCode.Conflict)
             {
