@@ -91,9 +91,10 @@ public sealed class GridSiloOptions
     public TimeSpan FoldInterval { get; set; } = new Grains.Shards.ShardEngineOptions().FoldInterval;
 
     /// <summary>
-    /// Most time between two tree commits (checkpoints) of a shard (docs/sharding.md "Checkpoints"): folds in between are
-    /// proven from memory and stored together, writing each changed path once; after a crash the next owner folds the rows
-    /// since the last checkpoint again. 0 stores every fold. 0..60 s. Default 1 s.
+    /// Least time between the starts of two tree commits (checkpoints) of a shard (docs/sharding.md, "Checkpoint"): folds
+    /// are proven from memory and those since the last checkpoint stored together, writing each changed path once; after a
+    /// crash the next owner folds the rows since the last checkpoint again. 0: as soon as the last one landed. 0..60 s.
+    /// Default 0.
     /// </summary>
     public TimeSpan TreeCommitInterval { get; set; } = new Grains.Shards.ShardEngineOptions().TreeCommitInterval;
 

@@ -172,7 +172,7 @@ internal static class SiloConfiguration
             ("--sync-mode MODE", "Silo:DefaultSyncMode", "None, Async or Full, for writes that ask for the default", d.DefaultSyncMode.ToString()),
             ("", "Silo:RowCacheBytes", "committed rows cached per open shard, bytes (0: off)", d.RowCacheBytes.ToString(System.Globalization.CultureInfo.InvariantCulture)),
             ("", "Silo:FoldInterval", "least time between two tree folds of a shard (root lag)", d.FoldInterval.ToString("c")),
-            ("", "Silo:TreeCommitInterval", "most time between two tree commits of a shard (0: every fold)", d.TreeCommitInterval.ToString("c")),
+            ("", "Silo:TreeCommitInterval", "least time between two tree commits of a shard (0: when the last landed)", d.TreeCommitInterval.ToString("c")),
             ("--collection-age T", "Silo:GrainCollectionAge", "idle time before a shard grain is closed", d.GrainCollectionAge.ToString("c")),
             ("--drain-timeout T", "Silo:DrainTimeout", "on stop: time for requests in flight", d.DrainTimeout.ToString("c")),
             ("--shutdown-timeout T", "Silo:ShutdownTimeout", "on stop: time for the whole stop", d.ShutdownTimeout.ToString("c")),

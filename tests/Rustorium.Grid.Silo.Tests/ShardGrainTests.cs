@@ -62,7 +62,7 @@ public sealed class ShardGrainTests : IAsyncLifetime
         var status = await shard.GetStatusAsync(default);
         Assert.True(status.Version >= result.Write.Version);
         Assert.True(status.TreeVersion <= status.Version);
-        // The stored tree follows at the next checkpoint (at most TreeCommitInterval, 1 s, later), with the proven root.
+        // The stored tree follows at the next checkpoint, with the proven root.
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
         while (status.TreeVersion < result.Proof.Version && DateTime.UtcNow < deadline)
         {

@@ -31,13 +31,16 @@ public sealed record ShardEngineOptions
     public TimeSpan FoldInterval { get; init; } = TimeSpan.FromMilliseconds(250);
 
     /// <summary>
-    /// Most time between two tree commits (checkpoints) of a shard while it folds: the folds in between are proven from
-    /// memory at once and stored together, so a key's path and the upper levels all keys share are written once per
-    /// checkpoint instead of once per fold. A checkpoint starts sooner when half of <see cref="MaxUnfoldedRows"/> rows wait
-    /// for one, and when the shard closes. A crash loses no write: the next owner folds the rows since the last checkpoint
-    /// again (at most <see cref="MaxUnfoldedRows"/>). 0 stores every fold. 0..60 s. Default 1 s.
+    /// Least time between the starts of two tree commits (checkpoints) of a shard. Folds are proven from memory at once
+    /// and the folds since the last checkpoint are stored together, so a key's path and the upper levels all keys share
+    /// are written once per checkpoint instead of once per fold. 0 (the default): the next checkpoint starts as soon as the
+    /// last one landed, so checkpoints grow with the store's write time and stay as short as it allows (the best tail
+    /// latency); a longer interval writes fewer node rows per key (about 10 % more durable writes/s at 1 s, measured) but
+    /// holds the store's writer longer each time. A checkpoint starts without waiting when half of
+    /// <see cref="MaxUnfoldedRows"/> rows wait for one, when someone waits for the stored tree, and when the shard closes.
+    /// A crash loses no write: the next owner folds the rows since the last checkpoint again. 0..60 s.
     /// </summary>
-    public TimeSpan TreeCommitInterval { get; init; } = TimeSpan.FromSeconds(1);
+    public TimeSpan TreeCommitInterval { get; init; } = TimeSpan.Zero;
 
     /// <summary>
     /// Bytes of committed rows (keys, values, ~96 B bookkeeping each) a shard keeps in memory for reads, least recently

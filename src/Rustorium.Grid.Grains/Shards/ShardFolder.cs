@@ -19,9 +19,9 @@ namespace Rustorium.Grid.Grains.Shards;
 /// node hashed once). The folded tree is the tree of exactly the shard's rows at the fold's version (invariant 3), rows that
 /// are already durable: proofs are answered from it at once (<see cref="FoldedVersion"/>).</para>
 /// <para><b>Checkpoints.</b> The folds' node changes stay staged in memory and go to the store together, in one tree commit
-/// (conditioned on the epoch and the stored tree version) at most every <see cref="ShardEngineOptions.TreeCommitInterval"/>,
-/// sooner when half of <see cref="ShardEngineOptions.MaxUnfoldedRows"/> rows wait for one or someone waits for the stored
-/// tree. Between two checkpoints a key's path changes many times but is written once, and the upper levels all keys share
+/// (conditioned on the epoch and the stored tree version), one checkpoint at a time: the folds made while one is written
+/// go together into the next (at least <see cref="ShardEngineOptions.TreeCommitInterval"/> apart, sooner when half of
+/// <see cref="ShardEngineOptions.MaxUnfoldedRows"/> rows wait for one or someone waits for the stored tree). Between two checkpoints a key's path changes many times but is written once, and the upper levels all keys share
 /// are written once for all of them. Folding goes on while a checkpoint is written. A failed tree commit is sent again
 /// (the same changes, after a pause); the data path waits for room when <see cref="ShardEngineOptions.MaxUnfoldedRows"/>
 /// rows are not yet in a stored tree.</para>
@@ -389,7 +389,7 @@ internal sealed class ShardFolder : IAsyncDisposable
     private int CheckpointRows => Math.Max(1, _options.MaxUnfoldedRows / 2);
 
     /// <summary>
-    /// Stores the folds' staged node changes, root and tree version in one tree commit, at most every
+    /// Stores the folds' staged node changes, root and tree version in one tree commit, at most once per
     /// <see cref="ShardEngineOptions.TreeCommitInterval"/> (sooner when asked), one at a time; a failed commit is sent again
     /// after a pause until it lands, the epoch is refused (fenced) or the folder stops.
     /// </summary>
