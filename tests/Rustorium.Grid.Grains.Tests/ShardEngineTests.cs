@@ -317,13 +317,13 @@ public sealed class ShardEngineTests : IAsyncLifetime
     {
         // The same lost wake-up on the write side: the writer saw the tree lagging by MaxUnfoldedRows, the fold published
         // before it took the publication to wait for, and it would have waited for good (it is the one that writes next).
-        var trees = new GatedTreeStore(_store);
+        var trees = new HeldTreeStore(_store);
         var engine = await ShardEngine.OpenAsync(trees, _shard, new ShardEngineOptions { FoldInterval = TimeSpan.Zero, MaxUnfoldedRows = 1 }, default);
         try
         {
-            trees.Close();
+            trees.Hold();
             var first = await engine.PutAsync(B("a"), B("1"));
-            await trees.Waiting.Task.WaitAsync(Deadline); // its fold holds at the gate: one unfolded row, the limit
+            await trees.Held.Task.WaitAsync(Deadline); // its checkpoint holds at the gate: one row not in a stored tree, the limit
             PublishAtTheSeam(engine, trees);
 
             var second = await engine.PutAsync(B("b"), B("2")).WaitAsync(Deadline);
@@ -339,40 +339,17 @@ public sealed class ShardEngineTests : IAsyncLifetime
 
     /// <summary>
     /// Arms the folder's seam once: the first waiter to reach it (after its look at the folder's state, before its wait)
-    /// opens the gate and lets the held fold publish before it goes on to wait.
+    /// opens the gate and lets the held checkpoint publish before it goes on to wait.
     /// </summary>
-    private static void PublishAtTheSeam(ShardEngine engine, GatedTreeStore trees)
+    private static void PublishAtTheSeam(ShardEngine engine, HeldTreeStore trees)
     {
         var folded = engine.Folder.NextPublication; // completes when the held fold publishes
         engine.Folder.BeforeWaitingForPublication = async () =>
         {
             engine.Folder.BeforeWaitingForPublication = null;
-            trees.Open();
+            trees.Release(fail: false);
             await folded;
         };
-    }
-
-    /// <summary>The real store, except that tree commits wait at a gate while it is closed.</summary>
-    private sealed class GatedTreeStore(IShardStore inner) : ForwardingShardStore(inner)
-    {
-        private volatile TaskCompletionSource? _gate;
-
-        /// <summary>Completes when a tree commit first waits at the closed gate.</summary>
-        public TaskCompletionSource Waiting { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public void Close() => _gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public void Open() => _gate?.TrySetResult();
-
-        public override async ValueTask CommitTreeAsync(ShardTreeCommit commit, CancellationToken cancellationToken)
-        {
-            if (_gate is { Task.IsCompleted: false } gate)
-            {
-                Waiting.TrySetResult();
-                await gate.Task;
-            }
-            await base.CommitTreeAsync(commit, cancellationToken);
-        }
     }
 
     [Fact]

@@ -45,9 +45,9 @@ internal sealed class ShardFolder : IAsyncDisposable
     private readonly TaskCompletionSource _recovered = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _loop;
-    private TaskCompletionSource _published = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private TaskCompletionSource _urgent = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private TaskCompletionSource _checkpointSoon = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Signal _published = new();      // pulsed at each fold and checkpoint
+    private readonly Signal _urgent = new();         // a proof waits: fold now
+    private readonly Signal _checkpointSoon = new(); // someone waits for the stored tree: checkpoint now
     private long _treeVersion;
     private long _foldedVersion;
     private int _unfoldedRows;
@@ -90,7 +90,7 @@ internal sealed class ShardFolder : IAsyncDisposable
     /// A task that completes at the next fold or checkpoint (or when folding stops). Take it before looking at the state it
     /// should wake you for (see the waiters below), never after.
     /// </summary>
-    public Task NextPublication => Volatile.Read(ref _published).Task;
+    public Task NextPublication => _published.Task;
 
     /// <summary>Hands a committed group over to be folded (in version order).</summary>
     public void Enqueue(CommittedGroup group)
@@ -107,10 +107,10 @@ internal sealed class ShardFolder : IAsyncDisposable
     }
 
     /// <summary>Someone waits for the tree (a proof): the next fold starts without waiting out <see cref="ShardEngineOptions.FoldInterval"/>.</summary>
-    public void FoldSoon() => Volatile.Read(ref _urgent).TrySetResult();
+    public void FoldSoon() => _urgent.Set();
 
     /// <summary>Someone waits for the stored tree: the next checkpoint starts without waiting out <see cref="ShardEngineOptions.TreeCommitInterval"/>.</summary>
-    public void CheckpointSoon() => Volatile.Read(ref _checkpointSoon).TrySetResult();
+    public void CheckpointSoon() => _checkpointSoon.Set();
 
     /// <summary>
     /// Test seam: runs in a waiter (<see cref="WaitForFoldAsync"/>, <see cref="WaitForTreeVersionAsync"/>,
@@ -143,7 +143,7 @@ internal sealed class ShardFolder : IAsyncDisposable
     /// <summary>Waits until the folded tree's version is at least <paramref name="version"/> (proofs of it can be made).</summary>
     /// <exception cref="GridException"><see cref="GridErrorCode.Unavailable"/> if folding stopped first.</exception>
     public Task WaitForFoldAsync(long version, CancellationToken cancellationToken) =>
-        WaitForAsync(() => FoldedVersion >= version, FoldSoon, cancellationToken);
+        FoldedVersion >= version ? Task.CompletedTask : WaitForAsync(() => FoldedVersion >= version, FoldSoon, cancellationToken);
 
     /// <summary>Waits until the stored tree's version is at least <paramref name="version"/>.</summary>
     /// <exception cref="GridException"><see cref="GridErrorCode.Unavailable"/> if folding stopped first.</exception>
@@ -178,10 +178,29 @@ internal sealed class ShardFolder : IAsyncDisposable
     private GridException Stopped() =>
         new(GridErrorCode.Unavailable, $"Shard {_shardId} stopped folding its tree (the activation is closing or was fenced); retry on its new activation.");
 
-    private void Publish()
+    private void Publish() => _published.Pulse();
+
+    /// <summary>A one-shot wake-up that is renewed: waiters take <see cref="Task"/>, setters complete it.</summary>
+    private sealed class Signal
     {
-        var done = Interlocked.Exchange(ref _published, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
-        done.TrySetResult();
+        private TaskCompletionSource _source = New();
+
+        private static TaskCompletionSource New() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public Task Task => Volatile.Read(ref _source).Task;
+
+        /// <summary>Completes the current task (a request stays set until <see cref="RenewIfSet"/>).</summary>
+        public void Set() => Volatile.Read(ref _source).TrySetResult();
+
+        /// <summary>Completes the current task and installs a new one (a publication: later waiters wait for the next).</summary>
+        public void Pulse() => Interlocked.Exchange(ref _source, New()).TrySetResult();
+
+        /// <summary>Takes a request: a set task is replaced by a new one, so a request made from now on counts again.</summary>
+        public void RenewIfSet()
+        {
+            var current = Volatile.Read(ref _source);
+            if (current.Task.IsCompleted) Interlocked.CompareExchange(ref _source, New(), current);
+        }
     }
 
     private async Task RunAsync(ShardState state)
@@ -233,9 +252,9 @@ internal sealed class ShardFolder : IAsyncDisposable
                 if (batch.Count == 0 && lastFold != 0 && wait > TimeSpan.Zero && Volatile.Read(ref _queuedRows) < _options.MaxFoldKeys && !_stop.IsCancellationRequested)
                 {
                     // Cut short by a proof waiting (FoldSoon) or by closing.
-                    await Task.WhenAny(Task.Delay(wait, _stop.Token), Volatile.Read(ref _urgent).Task).ConfigureAwait(false);
+                    await Task.WhenAny(Task.Delay(wait, _stop.Token), _urgent.Task).ConfigureAwait(false);
                 }
-                if (_urgent.Task.IsCompleted) _urgent = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                _urgent.RenewIfSet();
                 lastFold = System.Diagnostics.Stopwatch.GetTimestamp();
                 // Everything queued, up to the fold size, never past a later write of a key proven earlier in the fold.
                 int rows = batch.Sum(g => g.Rows.Count);
@@ -319,6 +338,7 @@ internal sealed class ShardFolder : IAsyncDisposable
         var valueHashes = new Fr[values.Length];
         PoseidonBytes.HashMany(values, valueHashes);
 
+        bool checkpointNow;
         await _tree.Lock.WaitAsync().ConfigureAwait(false);
         try
         {
@@ -374,6 +394,7 @@ internal sealed class ShardFolder : IAsyncDisposable
             // A recovery fold starts from the stored tree but with the key count of the data's version.
             if (!recovery) _tree.KeyCount += delta;
             _stagedRows += batchRows;
+            checkpointNow = _stagedRows >= CheckpointRows;
             Volatile.Write(ref _foldedVersion, newVersion);
         }
         finally
@@ -381,7 +402,7 @@ internal sealed class ShardFolder : IAsyncDisposable
             _tree.Lock.Release();
         }
         Interlocked.Add(ref _queuedRows, -batchRows);
-        if (UnfoldedRows - Volatile.Read(ref _queuedRows) >= CheckpointRows) CheckpointSoon();
+        if (checkpointNow) CheckpointSoon();
         Publish();
     }
 
@@ -401,15 +422,14 @@ internal sealed class ShardFolder : IAsyncDisposable
         {
             while (true)
             {
-                var soonSource = Volatile.Read(ref _checkpointSoon);
-                var soon = soonSource.Task;
+                var soon = _checkpointSoon.Task;
                 var folded = NextPublication;
                 bool done = _foldingDone;
                 if (FoldedVersion == TreeVersion)
                 {
                     if (done) return;
                     // Nothing to store: a request for a checkpoint is moot (the next fold publishes and wakes this loop).
-                    if (soon.IsCompleted) Interlocked.CompareExchange(ref _checkpointSoon, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously), soonSource);
+                    if (soon.IsCompleted) _checkpointSoon.RenewIfSet();
                     else await Task.WhenAny(soon, folded).ConfigureAwait(false);
                     continue;
                 }
@@ -420,7 +440,7 @@ internal sealed class ShardFolder : IAsyncDisposable
                     continue;
                 }
                 // A request made from here on asks for the next checkpoint (this one may not hold what its caller waits for).
-                if (soon.IsCompleted) Interlocked.CompareExchange(ref _checkpointSoon, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously), soonSource);
+                _checkpointSoon.RenewIfSet();
                 lastCheckpoint = System.Diagnostics.Stopwatch.GetTimestamp();
 
                 StagedTreeChanges changes;
