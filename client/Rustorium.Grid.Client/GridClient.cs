@@ -26,6 +26,8 @@ public sealed class GridClient : IAsyncDisposable
     private readonly ConcurrentDictionary<string, Lazy<Task<GrainClient>>> _silos = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _mapRefresh = new(1, 1);
     private readonly ProofBatchVerifier _verifier = new();
+    private readonly ReadCoalescer _reads;
+    private readonly ConcurrentDictionary<long, ShardGrainRef> _shardGrains = new();
     private volatile ShardMap? _map;
     private volatile string? _lastMapSource;
 
@@ -36,6 +38,7 @@ public sealed class GridClient : IAsyncDisposable
         _seeds = seeds;
         _options = options;
         _grains = new GrainFactory(new AnySiloInvoker(this));
+        _reads = new ReadCoalescer(SiloAsync, options.MaxReadBatch, options.CallTimeout);
     }
 
     /// <summary>Connects to the grid through any of <paramref name="endpoints"/> ("host:port") and loads the shard map.</summary>
@@ -153,7 +156,9 @@ public sealed class GridClient : IAsyncDisposable
     public async Task<ReadResult> ReadAsync(byte[] key, bool withProof = true, CancellationToken cancellationToken = default)
     {
         CheckKey(key);
-        var read = await OnShardOfAsync(key, (shard, ct) => shard.ReadAsync(key, withProof, ct), cancellationToken).ConfigureAwait(false);
+        // Concurrent reads of a shard go together (ReadCoalescer); one the batch could not answer goes alone.
+        var read = _options.MaxReadBatch > 1 ? await _reads.ReadAsync(ShardMap.Locate(key), key, withProof, cancellationToken).ConfigureAwait(false) : null;
+        read ??= await OnShardOfAsync(key, (shard, ct) => shard.ReadAsync(key, withProof, ct), cancellationToken).ConfigureAwait(false);
         if (withProof && _options.VerifyProofs)
         {
             if (read.Proof is null) throw new GridException(GridErrorCode.VerificationFailed, "The silo answered a proved read without a proof.");
@@ -270,6 +275,7 @@ public sealed class GridClient : IAsyncDisposable
                     // Every silo reads the map from the cluster's store when asked, so the answer is current.
                     _map = map;
                     _lastMapSource = endpoint;
+                    _reads.Retain(map);
                     return map;
                 }
                 catch (GridException ex) when (ex.Code is GridErrorCode.Unavailable or GridErrorCode.Timeout)
@@ -319,7 +325,7 @@ public sealed class GridClient : IAsyncDisposable
             try
             {
                 var silo = await SiloAsync(entry.Endpoint, ct).ConfigureAwait(false);
-                return await call(silo.GetGrain<IShardGrain>(entry.ShardId), ct).ConfigureAwait(false);
+                return await call(ShardGrainOf(silo, entry.ShardId), ct).ConfigureAwait(false);
             }
             catch (GridException ex) when (attempt < _options.MaxAttempts && ex.Code is GridErrorCode.NotOwner or GridErrorCode.Unavailable or GridErrorCode.UnknownShard)
             {
@@ -339,6 +345,17 @@ public sealed class GridClient : IAsyncDisposable
             }
         }
     }
+
+    /// <summary>The reference to a shard's grain over <paramref name="silo"/>'s connection, made once per connection and shard.</summary>
+    private IShardGrain ShardGrainOf(GrainClient silo, long shardId)
+    {
+        if (_shardGrains.TryGetValue(shardId, out var known) && ReferenceEquals(known.Silo, silo)) return known.Grain;
+        var grain = silo.GetGrain<IShardGrain>(shardId);
+        _shardGrains[shardId] = new ShardGrainRef(silo, grain);
+        return grain;
+    }
+
+    private sealed record ShardGrainRef(GrainClient Silo, IShardGrain Grain);
 
     private static TimeSpan Backoff(int attempt) => TimeSpan.FromMilliseconds(Math.Min(1000, 50 * (1 << Math.Min(attempt, 5))));
 

@@ -35,12 +35,21 @@ public sealed record GridClientOptions
     /// <summary>Rows fetched per scan page. Default 1,000.</summary>
     public int ScanPageSize { get; init; } = 1000;
 
+    /// <summary>
+    /// Most concurrent reads of one shard sent together in one call (<see cref="IShardGrain.ReadManyAsync"/>): while two calls
+    /// of a shard are out, its new reads wait and leave together in the next, so under load the transport and the runtime
+    /// cost one call per batch instead of one per read; a lone read leaves at once. 1 sends every read alone. 1..10,000
+    /// (the silo refuses more than its <see cref="GridLimits.MaxBatchOperations"/>). Default 128.
+    /// </summary>
+    public int MaxReadBatch { get; init; } = 128;
+
     /// <summary>Checks the options; throws <see cref="GridErrorCode.InvalidArgument"/> naming the bad one.</summary>
     public void Validate()
     {
         if (CallTimeout <= TimeSpan.Zero) throw GridException.InvalidArgument($"CallTimeout must be positive; got {CallTimeout}.");
         if (MapRefreshTimeout <= TimeSpan.Zero) throw GridException.InvalidArgument($"MapRefreshTimeout must be positive; got {MapRefreshTimeout}.");
         if (MaxAttempts < 1) throw GridException.InvalidArgument($"MaxAttempts must be at least 1; got {MaxAttempts}.");
+        if (MaxReadBatch is < 1 or > 10_000) throw GridException.InvalidArgument($"MaxReadBatch must be 1..10000; got {MaxReadBatch}.");
         if (ScanPageSize < 1) throw GridException.InvalidArgument($"ScanPageSize must be at least 1; got {ScanPageSize}.");
         if (!Enum.IsDefined(DefaultSyncMode)) throw GridException.InvalidArgument($"DefaultSyncMode {DefaultSyncMode} is not a sync mode.");
         Limits.Validate();

@@ -17,6 +17,7 @@ public sealed class LoadBenchCommandTests(SiloFixture silo) : IClassFixture<Silo
         Assert.True(root.GetProperty("opsPerSecond").GetDouble() > 0);
         Assert.Equal(0, root.GetProperty("errors").GetInt64());
         Assert.Equal("Async", root.GetProperty("sync").GetString());
+        Assert.Equal(128, root.GetProperty("readBatch").GetInt32());
         foreach (var kind in new[] { "writes", "reads" })
         {
             var ops = root.GetProperty(kind);
@@ -52,6 +53,8 @@ public sealed class LoadBenchCommandTests(SiloFixture silo) : IClassFixture<Silo
     [InlineData("--value-size", "-1")]
     [InlineData("--keys", "0")]
     [InlineData("--sync", "Sometimes")]
+    [InlineData("--read-batch", "0")]
+    [InlineData("--read-batch", "10001")]
     public async Task Bad_options_exit_2_with_the_option_named(string option, string value)
     {
         var result = await Cli.RunAsync("bench", "load", "--endpoint", "127.0.0.1:1", option, value);

@@ -35,6 +35,11 @@ internal sealed class RelayProxy : IAsyncDisposable
 
     public string Endpoint => $"127.0.0.1:{((IPEndPoint)_listener.LocalEndpoint).Port}";
 
+    /// <summary>Frames relayed from the silo to clients so far (answers, errors, handshakes).</summary>
+    public int AnswerFrames => Volatile.Read(ref _answerFrames);
+
+    private int _answerFrames;
+
     private async Task AcceptAsync()
     {
         try
@@ -74,6 +79,7 @@ internal sealed class RelayProxy : IAsyncDisposable
                 if (hold > TimeSpan.Zero) await Task.Delay(hold, _stop.Token);
                 await to.WriteAsync(header, _stop.Token);
                 await to.WriteAsync(payload, _stop.Token);
+                Interlocked.Increment(ref _answerFrames);
             }
         }
         catch (Exception)

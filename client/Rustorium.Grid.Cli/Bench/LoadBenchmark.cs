@@ -14,7 +14,8 @@ internal sealed record LoadOptions(
     int Keys,
     SyncMode Sync,
     bool Proof,
-    bool Preload);
+    bool Preload,
+    int ReadBatch = 128);
 
 /// <summary>Throughput and latency of one kind of operation.</summary>
 internal sealed record LoadOpStats(long Ops, double OpsPerSecond, double? MeanMs, double? P50Ms, double? P99Ms, double? P999Ms, double? MaxMs);

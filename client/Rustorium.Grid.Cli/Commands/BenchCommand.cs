@@ -187,6 +187,12 @@ internal static class BenchCommand
         var sync = new Option<SyncMode?>("--sync") { Description = "Durability of the writes: Full (default), Async or None. Not with --proof (writes with proof are always Full)." };
         var proof = new Option<bool>("--proof") { Description = "Reads ask for proofs and verify them; writes are write-with-proof (durable, proof verified)." };
         var preload = new Option<bool>("--preload") { Description = "Write every key of the key space once (SyncMode.Async, untimed) before the timed run, so reads find values." };
+        var readBatch = new Option<int>("--read-batch")
+        {
+            Description = "Most concurrent reads of a shard the client sends in one call (GridClientOptions.MaxReadBatch); 1 sends each alone, for comparison.",
+            HelpName = "N",
+            DefaultValueFactory = _ => new GridClientOptions().MaxReadBatch,
+        }.InRange(1, 10_000);
         var json = new Option<bool>("--json") { Description = "Print one JSON object on stdout (see below)." };
 
         var command = new GridCommand("load", "Load a running grid: N concurrent workers of reads and writes for S seconds; ops/s and latency percentiles.")
@@ -197,7 +203,7 @@ internal static class BenchCommand
                 Without --proof, reads do not ask for proofs. Each worker records latencies (from the call to its
                 completion, in µs, log-linear buckets: under 1.6 % error) in preallocated histograms, merged at the end.
                 Progress (ops and ops/s) goes to stderr once per second. Failed calls are counted as errors, not timed.
-                JSON fields: concurrency, seconds, readRatio, keys, keySize, valueSize, sync, proof, ops,
+                JSON fields: concurrency, seconds, readRatio, keys, keySize, valueSize, sync, proof, readBatch, ops,
                 opsPerSecond, errors, firstError, preloadSeconds, and writes / reads objects with ops, opsPerSecond,
                 meanMs, p50Ms, p99Ms, p999Ms, maxMs (latencies null when there were no such operations).
                 """,
@@ -206,6 +212,7 @@ internal static class BenchCommand
                 "grid bench load --sync Full --concurrency 64 --duration 10",
                 "grid bench load --keys 10000 --preload --read-ratio 1 --json",
                 "grid bench load --proof --duration 5",
+                "grid bench load --keys 10000 --preload --read-ratio 1 --read-batch 1   # reads one call each, to compare",
             ],
             ExitCodes =
             [
@@ -214,7 +221,7 @@ internal static class BenchCommand
                 (ExitCode.Unavailable, "no silo reachable"),
             ],
         };
-        foreach (var option in new Option[] { endpoint, concurrency, duration, readRatio, keySize, valueSize, keys, sync, proof, preload, json })
+        foreach (var option in new Option[] { endpoint, concurrency, duration, readRatio, keySize, valueSize, keys, sync, proof, preload, readBatch, json })
             command.Options.Add(option);
 
         command.SetAction(async (parse, ct) =>
@@ -227,7 +234,8 @@ internal static class BenchCommand
             if (LoadBenchmark.KeySpaceProblem(parse.GetValue(keySize), parse.GetValue(keys)) is { } problem) throw GridCommandException.BadInput(problem);
             var options = new LoadOptions(
                 parse.GetValue(concurrency), TimeSpan.FromSeconds(parse.GetValue(duration)), parse.GetValue(readRatio),
-                parse.GetValue(keySize), parse.GetValue(valueSize), parse.GetValue(keys), syncMode ?? SyncMode.Full, withProof, parse.GetValue(preload));
+                parse.GetValue(keySize), parse.GetValue(valueSize), parse.GetValue(keys), syncMode ?? SyncMode.Full, withProof, parse.GetValue(preload),
+                parse.GetValue(readBatch));
 
             return await DataCommands.ConnectAndRunAsync(parse.GetValue(endpoint), async grid =>
             {
@@ -237,7 +245,7 @@ internal static class BenchCommand
                 if (parse.GetValue(json)) console.Out.WriteLine(JsonText.Object(w => WriteLoad(w, result)));
                 else WriteLoadText(console.Out, result);
                 return ExitCode.Ok;
-            }, ct).ConfigureAwait(false);
+            }, ct, new GridClientOptions { MaxReadBatch = parse.GetValue(readBatch) }).ConfigureAwait(false);
         });
         return command;
     }
@@ -253,6 +261,7 @@ internal static class BenchCommand
         w.WriteNumber("valueSize", o.ValueSize);
         w.WriteString("sync", o.Proof ? "Full" : o.Sync.ToString());
         w.WriteBoolean("proof", o.Proof);
+        w.WriteNumber("readBatch", o.ReadBatch);
         w.WriteNumber("ops", r.Ops);
         w.WriteNumber("opsPerSecond", Math.Round(r.OpsPerSecond, 1));
         w.WriteNumber("errors", r.Errors);
@@ -277,7 +286,7 @@ internal static class BenchCommand
     private static void WriteLoadText(TextWriter o, LoadResult r)
     {
         var opt = r.Options;
-        o.WriteLine(Invariant($"load:   {opt.Concurrency} workers, {r.Elapsed.TotalSeconds:F2} s, read ratio {opt.ReadRatio}, {opt.Keys:N0} keys of {opt.KeySize} B, values {opt.ValueSize} B, {(opt.Proof ? "with proofs (writes Full)" : $"sync {opt.Sync}")}"));
+        o.WriteLine(Invariant($"load:   {opt.Concurrency} workers, {r.Elapsed.TotalSeconds:F2} s, read ratio {opt.ReadRatio}, {opt.Keys:N0} keys of {opt.KeySize} B, values {opt.ValueSize} B, reads batched by up to {opt.ReadBatch}, {(opt.Proof ? "with proofs (writes Full)" : $"sync {opt.Sync}")}"));
         o.WriteLine(Invariant($"total:  {r.OpsPerSecond:N0} ops/s ({r.Ops:N0} ops, {r.Errors:N0} errors)"));
         foreach (var (name, s) in new[] { ("writes", r.Writes), ("reads", r.Reads) })
         {

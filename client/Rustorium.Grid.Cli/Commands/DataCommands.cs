@@ -219,13 +219,14 @@ internal static partial class DataCommands
     /// Connects to <paramref name="endpoints"/> (default $RGRID_ENDPOINT, then 127.0.0.1:7400), runs
     /// <paramref name="body"/> and maps <see cref="GridException"/> to exit codes. Shared with <c>grid bench load</c>.
     /// </summary>
-    internal static async Task<int> ConnectAndRunAsync(string[]? endpoints, Func<GridClient, Task<ExitCode>> body, CancellationToken ct)
+    internal static async Task<int> ConnectAndRunAsync(string[]? endpoints, Func<GridClient, Task<ExitCode>> body, CancellationToken ct,
+        GridClientOptions? options = null)
     {
         if (endpoints is null || endpoints.Length == 0)
             endpoints = [Environment.GetEnvironmentVariable("RGRID_ENDPOINT") is { Length: > 0 } env ? env : "127.0.0.1:7400"];
         try
         {
-            await using var grid = await GridClient.ConnectAsync(endpoints, cancellationToken: ct);
+            await using var grid = await GridClient.ConnectAsync(endpoints, options, ct);
             return (int)await body(grid);
         }
         catch (GridException e)

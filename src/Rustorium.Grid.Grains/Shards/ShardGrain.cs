@@ -127,6 +127,23 @@ public sealed class ShardGrain : Grain, IShardGrain
     }
 
     /// <inheritdoc />
+    public async Task<ReadResult[]> ReadManyAsync(byte[][] keys, bool withProof, CancellationToken cancellationToken)
+    {
+        if (keys is null) throw GridException.InvalidArgument("A multi-key read needs its keys; got null.");
+        if (keys.Length == 0 || keys.Length > _options.Limits.MaxBatchOperations)
+            throw GridException.InvalidArgument($"A multi-key read takes 1..{_options.Limits.MaxBatchOperations} keys; got {keys.Length}.");
+        foreach (var key in keys) RequireKey(key);
+        var engine = Engine;
+        if (_operations is { } counter) Interlocked.Add(ref counter.Value, keys.Length - 1); // the load is per key, as for single reads
+        // All reads start at once (cached ones complete at once), so the answers are the ones single reads issued now would get.
+        var reads = new Task<ReadResult>[keys.Length];
+        for (int i = 0; i < keys.Length; i++) reads[i] = engine.ReadAsync(keys[i], withProof, cancellationToken);
+        var results = new ReadResult[keys.Length];
+        for (int i = 0; i < keys.Length; i++) results[i] = await reads[i];
+        return results;
+    }
+
+    /// <inheritdoc />
     public Task<ScanPage> ScanAsync(byte[] start, byte[]? end, int limit, CancellationToken cancellationToken)
     {
         if (start is null) throw GridException.InvalidArgument("A scan needs a start key (empty for the shard's start); got null.");

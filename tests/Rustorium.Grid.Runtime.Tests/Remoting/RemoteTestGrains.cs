@@ -193,6 +193,13 @@ public sealed class InMemoryShardGrain : Grain, IShardGrain
         return Task.FromResult(new ReadResult(value, _version, 1_000 + _version, "test-region", withProof ? Prove(key) : null));
     }
 
+    public async Task<ReadResult[]> ReadManyAsync(byte[][] keys, bool withProof, CancellationToken cancellationToken)
+    {
+        var results = new ReadResult[keys.Length];
+        for (int i = 0; i < keys.Length; i++) results[i] = await ReadAsync(keys[i], withProof, cancellationToken);
+        return results;
+    }
+
     public Task<ScanPage> ScanAsync(byte[] start, byte[]? end, int limit, CancellationToken cancellationToken)
     {
         var rows = _data.Where(kv => KeyRange.Compare(kv.Key, start) >= 0 && (end is null || KeyRange.Compare(kv.Key, end) < 0)).ToList();

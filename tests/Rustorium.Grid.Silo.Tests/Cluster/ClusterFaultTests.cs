@@ -303,6 +303,9 @@ public sealed class ClusterFaultTests(ITestOutputHelper output)
         var shard = before.Shards.OrderByDescending(s => s.KeyCount).First();
         var owner = cluster.SiloAt(shard.Owner!.Value.Endpoint);
         await using var stale = await cluster.ConnectClientAsync(TimeSpan.FromSeconds(30)); // keeps the map from before the split
+        await using var staleReader = await cluster.ConnectClientAsync(TimeSpan.FromSeconds(30));
+        long staleGeneration = staleReader.ShardMap.Generation;
+        var ackedInShard = load.Acked.Values.Where(w => shard.Range.Contains(w.Key)).ToList();
         var clock = Stopwatch.StartNew();
         var halves = await owner.CallControlAsync(control => control.SplitShardAsync(shard.ShardId, default));
         output.WriteLine($"SPLIT shard {shard.ShardId} ({shard.KeyCount}+ keys) in {clock.Elapsed.TotalMilliseconds:0} ms under load");
@@ -319,6 +322,14 @@ public sealed class ClusterFaultTests(ITestOutputHelper output)
         Assert.All(afterSplit.Shards.Where(s => s.ShardId == halves[0].ShardId || s.ShardId == halves[1].ShardId),
             s => Assert.Equal(shard.Owner, s.Owner));
         await load.WaitForWritesAsync(300, LoadDeadline); // the load carries on across both halves
+
+        // Concurrent reads on the old map go to the left half together; it refuses the batch for the right half's keys, and
+        // each read of it is sent again alone (after a map refresh): all are answered, with values that verify.
+        Assert.Equal(staleGeneration, staleReader.ShardMap.Generation);
+        Assert.Contains(ackedInShard, w => halves[1].Range.Contains(w.Key));
+        var staleReads = await Task.WhenAll(ackedInShard.Select(w => staleReader.ReadAsync(w.Key))).WaitAsync(LoadDeadline);
+        Assert.All(staleReads, r => Assert.NotNull(r.Value));
+        Assert.True(staleReader.ShardMap.Generation > staleGeneration);
 
         // A batch built for the old shard now spans both halves: refused as such (not retried until the timeout), nothing stored.
         byte[] leftKey = [.. halves[0].Range.Start.ToArray(), .. "zz-left"u8];
