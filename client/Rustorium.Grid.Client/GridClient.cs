@@ -157,7 +157,9 @@ public sealed class GridClient : IAsyncDisposable
     {
         CheckKey(key);
         // Concurrent reads of a shard go together (ReadCoalescer); one the batch could not answer goes alone.
-        var read = _options.MaxReadBatch > 1 ? await _reads.ReadAsync(ShardMap.Locate(key), key, withProof, cancellationToken).ConfigureAwait(false) : null;
+        var read = _options.MaxReadBatch > 1 && LocateOrNull(key) is { } shard
+            ? await _reads.ReadAsync(shard, key, withProof, cancellationToken).ConfigureAwait(false)
+            : null;
         read ??= await OnShardOfAsync(key, (shard, ct) => shard.ReadAsync(key, withProof, ct), cancellationToken).ConfigureAwait(false);
         if (withProof && _options.VerifyProofs)
         {
@@ -343,6 +345,19 @@ public sealed class GridClient : IAsyncDisposable
                     // No silo answered right now: the next attempt waits and asks again.
                 }
             }
+        }
+    }
+
+    /// <summary>The shard of <paramref name="key"/> in the cached map; null if the map has no such range (the ordinary path reloads it).</summary>
+    private ShardMapEntry? LocateOrNull(byte[] key)
+    {
+        try
+        {
+            return ShardMap.Locate(key);
+        }
+        catch (GridException)
+        {
+            return null;
         }
     }
 

@@ -14,7 +14,8 @@ namespace Rustorium.Grid.Client;
 /// pays it once.</para>
 /// <para>A read the batch cannot answer (the shard moved, the silo is gone, a key the silo refuses, any error but a
 /// timeout) completes with null: the caller then sends it alone through the ordinary path, which refreshes the shard map
-/// and retries, so each read still ends as it would alone. Reads are idempotent, so sending one twice is harmless.</para>
+/// and retries, so each read still ends as it would alone. Reads are idempotent, so sending one twice is harmless. A read
+/// that waited and was sent for longer than the call timeout in all fails with <see cref="GridErrorCode.Timeout"/>.</para>
 /// </remarks>
 internal sealed class ReadCoalescer
 {
@@ -57,6 +58,7 @@ internal sealed class ReadCoalescer
     private sealed class Request(byte[] key) : TaskCompletionSource<ReadResult?>(TaskCreationOptions.RunContinuationsAsynchronously)
     {
         public byte[] Key { get; } = key;
+        public long Started { get; } = System.Diagnostics.Stopwatch.GetTimestamp();
         public CancellationTokenRegistration Cancellation;
     }
 
@@ -137,7 +139,12 @@ internal sealed class ReadCoalescer
             if (live.Count == 0) return;
             try
             {
-                using var deadline = new CancellationTokenSource(owner._timeout);
+                // A read's whole wait, in the queue and in its call, is bounded by the timeout: the call gets what is left of the
+                // oldest read's (the batch is oldest first).
+                var left = owner._timeout - System.Diagnostics.Stopwatch.GetElapsedTime(live[0].Started);
+                if (left <= TimeSpan.Zero)
+                    throw TimedOut();
+                using var deadline = new CancellationTokenSource(left);
                 try
                 {
                     var grain = await GrainAsync(deadline.Token).ConfigureAwait(false);
@@ -155,7 +162,7 @@ internal sealed class ReadCoalescer
                 }
                 catch (OperationCanceledException) when (deadline.IsCancellationRequested)
                 {
-                    throw new GridException(GridErrorCode.Timeout, $"The call did not complete within {owner._timeout.TotalSeconds:0.#} s.");
+                    throw TimedOut();
                 }
             }
             catch (GridException e) when (e.Code == GridErrorCode.Timeout)
@@ -169,6 +176,9 @@ internal sealed class ReadCoalescer
                 foreach (var r in live) Complete(r, null);
             }
         }
+
+        private GridException TimedOut() =>
+            new(GridErrorCode.Timeout, $"The call did not complete within {owner._timeout.TotalSeconds:0.#} s.");
 
         private async ValueTask<IShardGrain> GrainAsync(CancellationToken cancellationToken)
         {
