@@ -38,7 +38,7 @@ public sealed class GridClient : IAsyncDisposable
         _seeds = seeds;
         _options = options;
         _grains = new GrainFactory(new AnySiloInvoker(this));
-        _reads = new ReadCoalescer(SiloAsync, options.MaxReadBatch, options.CallTimeout);
+        _reads = new ReadCoalescer(ShardGrainAsync, options.MaxReadBatch, options.CallTimeout);
     }
 
     /// <summary>Connects to the grid through any of <paramref name="endpoints"/> ("host:port") and loads the shard map.</summary>
@@ -312,7 +312,7 @@ public sealed class GridClient : IAsyncDisposable
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested && deadline.IsCancellationRequested)
         {
             // Raised by the call, a backoff or a map refresh: the call's own deadline passed.
-            throw new GridException(GridErrorCode.Timeout, $"The call did not complete within {_options.CallTimeout.TotalSeconds:0.#} s.");
+            throw CallTimedOut(_options.CallTimeout);
         }
     }
 
@@ -326,8 +326,7 @@ public sealed class GridClient : IAsyncDisposable
             var entry = map.Locate(key);
             try
             {
-                var silo = await SiloAsync(entry.Endpoint, ct).ConfigureAwait(false);
-                return await call(ShardGrainOf(silo, entry.ShardId), ct).ConfigureAwait(false);
+                return await call(await ShardGrainAsync(entry.Endpoint, entry.ShardId, ct).ConfigureAwait(false), ct).ConfigureAwait(false);
             }
             catch (GridException ex) when (attempt < _options.MaxAttempts && ex.Code is GridErrorCode.NotOwner or GridErrorCode.Unavailable or GridErrorCode.UnknownShard)
             {
@@ -361,9 +360,14 @@ public sealed class GridClient : IAsyncDisposable
         }
     }
 
-    /// <summary>The reference to a shard's grain over <paramref name="silo"/>'s connection, made once per connection and shard.</summary>
-    private IShardGrain ShardGrainOf(GrainClient silo, long shardId)
+    /// <summary>The error of a call whose deadline passed.</summary>
+    internal static GridException CallTimedOut(TimeSpan timeout) =>
+        new(GridErrorCode.Timeout, $"The call did not complete within {timeout.TotalSeconds:0.#} s.");
+
+    /// <summary>The reference to a shard's grain over the connection to <paramref name="endpoint"/>, made once per connection and shard.</summary>
+    private async Task<IShardGrain> ShardGrainAsync(string endpoint, long shardId, CancellationToken cancellationToken)
     {
+        var silo = await SiloAsync(endpoint, cancellationToken).ConfigureAwait(false);
         if (_shardGrains.TryGetValue(shardId, out var known) && ReferenceEquals(known.Silo, silo)) return known.Grain;
         var grain = silo.GetGrain<IShardGrain>(shardId);
         _shardGrains[shardId] = new ShardGrainRef(silo, grain);

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using Rustorium.Grid.Runtime.Remoting;
 
 namespace Rustorium.Grid.Client;
 
@@ -23,16 +22,16 @@ internal sealed class ReadCoalescer
     internal const int MaxInFlight = 1;
 
     private readonly ConcurrentDictionary<(long ShardId, string Endpoint, bool WithProof), Lane> _lanes = new();
-    private readonly Func<string, CancellationToken, Task<GrainClient>> _silo;
+    private readonly Func<string, long, CancellationToken, Task<IShardGrain>> _grain;
     private readonly int _maxBatch;
     private readonly TimeSpan _timeout;
 
-    /// <param name="silo">The connection to a silo endpoint.</param>
+    /// <param name="grain">The reference to a shard's grain at an endpoint.</param>
     /// <param name="maxBatch">Most reads in one call.</param>
     /// <param name="timeout">Deadline of one call.</param>
-    public ReadCoalescer(Func<string, CancellationToken, Task<GrainClient>> silo, int maxBatch, TimeSpan timeout)
+    public ReadCoalescer(Func<string, long, CancellationToken, Task<IShardGrain>> grain, int maxBatch, TimeSpan timeout)
     {
-        _silo = silo;
+        _grain = grain;
         _maxBatch = maxBatch;
         _timeout = timeout;
     }
@@ -53,8 +52,6 @@ internal sealed class ReadCoalescer
         }
     }
 
-    private sealed record GrainRef(GrainClient Silo, IShardGrain Grain);
-
     private sealed class Request(byte[] key) : TaskCompletionSource<ReadResult?>(TaskCreationOptions.RunContinuationsAsynchronously)
     {
         public byte[] Key { get; } = key;
@@ -68,7 +65,6 @@ internal sealed class ReadCoalescer
         private readonly object _gate = new();
         private List<Request> _pending = [];
         private int _inFlight;
-        private GrainRef? _grain;
 
         public bool IsIdle
         {
@@ -135,7 +131,8 @@ internal sealed class ReadCoalescer
         private async Task SendAsync(List<Request> batch)
         {
             // Reads cancelled while they waited are not sent.
-            var live = batch.Count == 1 && !batch[0].Task.IsCompleted ? batch : batch.Where(r => !r.Task.IsCompleted).ToList();
+            var live = batch;
+            live.RemoveAll(r => r.Task.IsCompleted);
             if (live.Count == 0) return;
             try
             {
@@ -143,11 +140,11 @@ internal sealed class ReadCoalescer
                 // oldest read's (the batch is oldest first).
                 var left = owner._timeout - System.Diagnostics.Stopwatch.GetElapsedTime(live[0].Started);
                 if (left <= TimeSpan.Zero)
-                    throw TimedOut();
+                    throw GridClient.CallTimedOut(owner._timeout);
                 using var deadline = new CancellationTokenSource(left);
                 try
                 {
-                    var grain = await GrainAsync(deadline.Token).ConfigureAwait(false);
+                    var grain = await owner._grain(endpoint, shardId, deadline.Token).ConfigureAwait(false);
                     if (live.Count == 1)
                     {
                         Complete(live[0], await grain.ReadAsync(live[0].Key, withProof, deadline.Token).ConfigureAwait(false));
@@ -162,7 +159,7 @@ internal sealed class ReadCoalescer
                 }
                 catch (OperationCanceledException) when (deadline.IsCancellationRequested)
                 {
-                    throw TimedOut();
+                    throw GridClient.CallTimedOut(owner._timeout);
                 }
             }
             catch (GridException e) when (e.Code == GridErrorCode.Timeout)
@@ -175,19 +172,6 @@ internal sealed class ReadCoalescer
                 // Each read goes alone through the ordinary path, which handles moves, failovers and refusals key by key.
                 foreach (var r in live) Complete(r, null);
             }
-        }
-
-        private GridException TimedOut() =>
-            new(GridErrorCode.Timeout, $"The call did not complete within {owner._timeout.TotalSeconds:0.#} s.");
-
-        private async ValueTask<IShardGrain> GrainAsync(CancellationToken cancellationToken)
-        {
-            var silo = await owner._silo(endpoint, cancellationToken).ConfigureAwait(false);
-            var known = Volatile.Read(ref _grain);
-            if (known is not null && ReferenceEquals(known.Silo, silo)) return known.Grain;
-            var grain = silo.GetGrain<IShardGrain>(shardId);
-            Volatile.Write(ref _grain, new GrainRef(silo, grain));
-            return grain;
         }
 
         private static void Complete(Request request, ReadResult? result)
