@@ -448,7 +448,7 @@ public readonly struct Fr : IEquatable<Fr>, IComparable<Fr>
     /// as 512-bit integers and reduced once (a sum of k products of values &lt; p stays below p·2²⁵⁶ — the
     /// bound REDC needs — while k·p &lt; 2²⁵⁶, i.e. k ≤ 5). Used by Poseidon's matrix rows.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // see MontMul
     internal static Fr Dot(ReadOnlySpan<Fr> a, ReadOnlySpan<Fr> b)
     {
         var result = Zero;
@@ -545,7 +545,14 @@ public readonly struct Fr : IEquatable<Fr>, IComparable<Fr>
     /// Montgomery product a·b·2^-256 mod p: CIOS with the "no final carry" shortcut that holds because
     /// p's top limb is below 2^63 − 1 (as used by gnark-crypto for this field).
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    /// <remarks>
+    /// Not inlined, and optimised at its first call: its 32 multiply-adds are inlined only while the method being compiled
+    /// has inline budget left. Inlined three times into <see cref="Pow5"/> it ran out, so some multiply-adds stayed
+    /// calls to their unoptimised first-tier code, which on a busy core the tiering thread replaced only after seconds:
+    /// Poseidon one-by-one ran at 0.6× of the same code compiled optimised from the start (measured with
+    /// <c>DOTNET_TieredCompilation=0</c>, pinned to one core). The silo, which turns quick JIT off, did not see it.
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     internal static void MontMul(ulong a0, ulong a1, ulong a2, ulong a3, ulong b0, ulong b1, ulong b2, ulong b3, out Fr r)
     {
         ulong t0, t1, t2, t3, A, C, m;
