@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 
 namespace Rustorium.Grid.Client;
 
@@ -55,7 +56,7 @@ internal sealed class ReadCoalescer
     private sealed class Request(byte[] key) : TaskCompletionSource<ReadResult?>(TaskCreationOptions.RunContinuationsAsynchronously)
     {
         public byte[] Key { get; } = key;
-        public long Started { get; } = System.Diagnostics.Stopwatch.GetTimestamp();
+        public long Started { get; } = Stopwatch.GetTimestamp();
         public CancellationTokenRegistration Cancellation;
     }
 
@@ -131,31 +132,30 @@ internal sealed class ReadCoalescer
         private async Task SendAsync(List<Request> batch)
         {
             // Reads cancelled while they waited are not sent.
-            var live = batch;
-            live.RemoveAll(r => r.Task.IsCompleted);
-            if (live.Count == 0) return;
+            batch.RemoveAll(r => r.Task.IsCompleted);
+            if (batch.Count == 0) return;
             try
             {
                 // A read's whole wait, in the queue and in its call, is bounded by the timeout: the call gets what is left of the
                 // oldest read's (the batch is oldest first).
-                var left = owner._timeout - System.Diagnostics.Stopwatch.GetElapsedTime(live[0].Started);
+                var left = owner._timeout - Stopwatch.GetElapsedTime(batch[0].Started);
                 if (left <= TimeSpan.Zero)
                     throw GridClient.CallTimedOut(owner._timeout);
                 using var deadline = new CancellationTokenSource(left);
                 try
                 {
                     var grain = await owner._grain(endpoint, shardId, deadline.Token).ConfigureAwait(false);
-                    if (live.Count == 1)
+                    if (batch.Count == 1)
                     {
-                        Complete(live[0], await grain.ReadAsync(live[0].Key, withProof, deadline.Token).ConfigureAwait(false));
+                        Complete(batch[0], await grain.ReadAsync(batch[0].Key, withProof, deadline.Token).ConfigureAwait(false));
                         return;
                     }
-                    var keys = new byte[live.Count][];
-                    for (int i = 0; i < keys.Length; i++) keys[i] = live[i].Key;
+                    var keys = new byte[batch.Count][];
+                    for (int i = 0; i < keys.Length; i++) keys[i] = batch[i].Key;
                     var results = await grain.ReadManyAsync(keys, withProof, deadline.Token).ConfigureAwait(false);
-                    if (results.Length != live.Count)
-                        throw new GridException(GridErrorCode.Internal, $"The silo answered {results.Length} reads for {live.Count} keys.");
-                    for (int i = 0; i < results.Length; i++) Complete(live[i], results[i]);
+                    if (results.Length != batch.Count)
+                        throw new GridException(GridErrorCode.Internal, $"The silo answered {results.Length} reads for {batch.Count} keys.");
+                    for (int i = 0; i < results.Length; i++) Complete(batch[i], results[i]);
                 }
                 catch (OperationCanceledException) when (deadline.IsCancellationRequested)
                 {
@@ -165,12 +165,12 @@ internal sealed class ReadCoalescer
             catch (GridException e) when (e.Code == GridErrorCode.Timeout)
             {
                 // Sending them again would wait as long once more: the deadline of these reads has passed.
-                foreach (var r in live) Fail(r, e);
+                foreach (var r in batch) Fail(r, e);
             }
             catch (Exception)
             {
                 // Each read goes alone through the ordinary path, which handles moves, failovers and refusals key by key.
-                foreach (var r in live) Complete(r, null);
+                foreach (var r in batch) Complete(r, null);
             }
         }
 
