@@ -78,6 +78,8 @@ public sealed record PostgresClusterStoreOptions
             // No session state (transaction-scoped locks and settings only): skip the pool's reset, as the shard store does.
             NoResetOnClose = true,
         };
+        // JIT off unless the connection string turns it on (see PostgresShardStoreOptions.BuildSessionConnectionString).
+        builder.Options = string.IsNullOrWhiteSpace(builder.Options) ? PostgresSessions.NoJit : PostgresSessions.NoJit + " " + builder.Options;
         if (SessionOwner is { } owner) builder.ApplicationName = PostgresSessions.ApplicationNameFor(owner);
         else if (string.IsNullOrEmpty(builder.ApplicationName)) builder.ApplicationName = "rustorium-grid-cluster";
         return builder;

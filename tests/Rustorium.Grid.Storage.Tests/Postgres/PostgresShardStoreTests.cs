@@ -174,7 +174,8 @@ public sealed class PostgresShardStoreTests(ITestOutputHelper output)
         await using var connection = await store.DataSource.OpenConnectionAsync(_ct);
         await using var command = new NpgsqlCommand(
             "SELECT current_setting('synchronous_commit'), current_setting('statement_timeout'), " +
-            "current_setting('idle_in_transaction_session_timeout'), current_schema(), (SELECT max(version) FROM schema_migrations)", connection);
+            "current_setting('idle_in_transaction_session_timeout'), current_schema(), (SELECT max(version) FROM schema_migrations), " +
+            "current_setting('jit')", connection);
         await using var r = await command.ExecuteReaderAsync(_ct);
         Assert.True(await r.ReadAsync(_ct));
         Assert.Equal("on", r.GetString(0));
@@ -182,6 +183,7 @@ public sealed class PostgresShardStoreTests(ITestOutputHelper output)
         Assert.Equal("2500ms", r.GetString(2));
         Assert.Equal(schema, r.GetString(3));
         Assert.Equal(PostgresShardStore.SchemaVersion, r.GetInt32(4));
+        Assert.Equal("off", r.GetString(5)); // the test server's default is on
     }
 
     [Fact]
