@@ -1,4 +1,5 @@
 using Rustorium.Grid.Crypto;
+using Rustorium.Grid.Crypto.Poseidon;
 using Rustorium.Grid.Crypto.Smt;
 
 namespace Rustorium.Grid.Storage.Tests;
@@ -38,6 +39,39 @@ internal static class StoreTestKit
         TimestampMicros = 1_700_000_000_000_000 + shard.Version,
         Rows = rows,
     };
+
+    /// <summary>A data commit on top of <paramref name="shard"/> (next version, its epoch): rows only, the store counts.</summary>
+    public static ShardCommit DataCommit(ShardState shard, params RowWrite[] rows) => DataCommit(shard, null, rows);
+
+    /// <summary>A data commit claiming <paramref name="newKeyCount"/> (null: the store counts).</summary>
+    public static ShardCommit DataCommit(ShardState shard, long? newKeyCount, params RowWrite[] rows) => new()
+    {
+        ShardId = shard.ShardId, Epoch = shard.Epoch, ExpectedVersion = shard.Version, NewVersion = shard.Version + 1, NewRoot = null,
+        NewKeyCount = newKeyCount, TimestampMicros = 1_700_000_300_000_000 + shard.Version, Rows = rows,
+    };
+
+    /// <summary>
+    /// The tree commit that folds <paramref name="changes"/> (null value: deleted) into <paramref name="shard"/>'s stored tree, as
+    /// the tree's owner builds it: on the stored root, with the staged node changes, from the shard's tree version to
+    /// <paramref name="newTreeVersion"/>.
+    /// </summary>
+    public static ShardTreeCommit FoldOf(IShardStore store, ShardState shard, IEnumerable<RowWrite> changes, long newTreeVersion)
+    {
+        using var nodes = ShardTreeNodeStore.Open(store, shard);
+        var tree = new SparseMerkleTree(nodes);
+        foreach (var change in changes)
+        {
+            var key = PoseidonBytes.Hash(change.Key);
+            if (change.Value is { } value) tree.Upsert(key, PoseidonBytes.Hash(value));
+            else if (tree.Contains(key)) tree.Delete(key); // deleted, or inserted and deleted again before the fold
+        }
+        var staged = nodes.TakeStaged();
+        return new ShardTreeCommit
+        {
+            ShardId = shard.ShardId, Epoch = shard.Epoch, ExpectedTreeVersion = shard.TreeVersion, NewTreeVersion = newTreeVersion,
+            NewRoot = staged.NewRoot, AddedNodes = staged.AddedNodes, RemovedNodes = staged.RemovedNodes,
+        };
+    }
 
     public static SmtNodeEntry Entry(SmtNode node) => new(node.Hash(), node);
 

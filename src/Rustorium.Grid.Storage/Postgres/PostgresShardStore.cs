@@ -368,9 +368,9 @@ public sealed class PostgresShardStore : IShardStore
 
     /// <inheritdoc />
     /// <remarks>
-    /// One transaction: a batch of at most five statements in one round trip (lock and read the shard's row, the conditional
-    /// move of its tree version and root, the node removal and addition as packed records, the deletion of the unfolded keys
-    /// up to the new tree version), then COMMIT — or ROLLBACK when the shard is unknown, the epoch or tree version moved
+    /// One transaction: a batch of at most five statements in one round trip (the node removal and addition as packed
+    /// records; then lock and read the shard's row, the conditional move of its tree version and root, the deletion of the
+    /// unfolded keys up to the new tree version: the row lock the shard's data commits wait for is taken last), then COMMIT — or ROLLBACK when the shard is unknown, the epoch or tree version moved
     /// (<see cref="GridErrorCode.Conflict"/>) or the new tree version is past the shard's version
     /// (<see cref="GridErrorCode.InvalidArgument"/>). Cancellation is honoured until COMMIT is sent, never during it.
     /// </remarks>
@@ -389,11 +389,15 @@ public sealed class PostgresShardStore : IShardStore
             {
                 await using var tx = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
                 await using var batch = new NpgsqlBatch(connection, tx);
+                // The nodes first, the shard's row last: the row lock (which the shard's data commits wait for) is then held
+                // for the last statements and the COMMIT only, not while thousands of node rows are written. Nodes written
+                // by a commit that is then refused are rolled back with it.
+                AddNodeChanges(batch, commit.ShardId, removed, removedLength, added, addedLength);
+                int nodeStatements = batch.BatchCommands.Count;
                 batch.BatchCommands.Add(Command(PostgresStatements.LockShardForTreeCommit, Int64("id", commit.ShardId)));
                 batch.BatchCommands.Add(Command(PostgresStatements.UpdateShardTree,
                     Int64("id", commit.ShardId), Int64("epoch", commit.Epoch), Int64("expected_tree_version", commit.ExpectedTreeVersion),
                     Int64("new_tree_version", commit.NewTreeVersion), Bytes("root", FieldBytes.ToBytes(commit.NewRoot))));
-                AddNodeChanges(batch, commit.ShardId, removed, removedLength, added, addedLength);
                 batch.BatchCommands.Add(Command(PostgresStatements.DeleteUnfoldedThrough,
                     Int64("id", commit.ShardId), Int64("new_tree_version", commit.NewTreeVersion)));
 
@@ -401,6 +405,7 @@ public sealed class PostgresShardStore : IShardStore
                 long epoch = 0, version = 0, treeVersion = 0;
                 await using (var r = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
                 {
+                    for (int i = 0; i < nodeStatements; i++) await r.NextResultAsync(cancellationToken).ConfigureAwait(false);
                     known = await r.ReadAsync(cancellationToken).ConfigureAwait(false);
                     if (known)
                     {

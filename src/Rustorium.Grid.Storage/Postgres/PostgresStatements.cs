@@ -110,13 +110,14 @@ internal static class PostgresStatements
 
     // ---------------------------------------------------------------- the tree commit batch (one round trip, in this order)
 
+    // (after the node changes, DeleteNodes and InsertNodes as in a combined commit, so the shard's row is locked last)
+
     /// <summary>1. Locks the shard's row (as a commit does) and reads what a tree commit is checked against. No row: unknown shard.</summary>
     public const string LockShardForTreeCommit = "SELECT epoch, version, tree_version FROM shards WHERE id = @id FOR NO KEY UPDATE";
 
     /// <summary>
     /// 2. Moves the shard's tree to its new version and root, conditioned on its epoch and tree version and on the new tree
-    /// version not being past the data (one row returned when it applied). Then <see cref="DeleteNodes"/> and
-    /// <see cref="InsertNodes"/>, as in a combined commit.
+    /// version not being past the data (one row returned when it applied).
     /// </summary>
     public const string UpdateShardTree =
         "UPDATE shards SET root = @root, tree_version = @new_tree_version " +

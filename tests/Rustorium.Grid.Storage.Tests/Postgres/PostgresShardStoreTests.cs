@@ -187,6 +187,56 @@ public sealed class PostgresShardStoreTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task ATreeCommitWritingItsNodesDoesNotHoldUpTheShardsDataCommits()
+    {
+        // A tree commit writes thousands of node rows; the shard's data commits wait for its row lock, so the tree commit
+        // takes that lock after its nodes, not before. Here its node removal is held up by another session's lock on a
+        // node row: while it waits there, a data commit of the same shard goes through.
+        var schema = NewSchema();
+        await using var store = await PostgresStoreDatabase.OpenAsync(schema);
+        var shard = await store.ClaimAsync((await store.InitializeAsync([KeyRange.All], _ct))[0].ShardId, _ct);
+        await store.CommitAsync(DataCommit(shard, Put("01", "01")), _ct);
+        await store.CommitTreeAsync(FoldOf(store, shard, [Put("01", "01")], 1), _ct);
+        shard = await store.GetShardAsync(shard.ShardId, _ct);
+        await store.CommitAsync(DataCommit(shard, Put("01", "02")), _ct);
+        var fold = FoldOf(store, shard, [Put("01", "02")], 2);
+        Assert.NotEmpty(fold.RemovedNodes); // the old leaf of key 01
+
+        await using var holder = await PostgresStoreDatabase.ConnectAsync(schema);
+        await using var tx = await holder.BeginTransactionAsync(_ct);
+        await using (var hold = new NpgsqlCommand("SELECT 1 FROM smt_nodes WHERE shard_id = @id AND hash = @hash FOR UPDATE", holder, tx))
+        {
+            hold.Parameters.AddWithValue("id", shard.ShardId);
+            hold.Parameters.AddWithValue("hash", FieldBytes.ToBytes(fold.RemovedNodes[0]));
+            Assert.Equal(1, await hold.ExecuteScalarAsync(_ct));
+        }
+        var treeCommit = store.CommitTreeAsync(fold, _ct).AsTask();
+        await using (var probe = await PostgresStoreDatabase.ConnectAsync(schema))
+        {
+            await using var waiting = new NpgsqlCommand(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%DELETE FROM smt_nodes%'", probe);
+            var deadline = Stopwatch.StartNew();
+            while ((long)(await waiting.ExecuteScalarAsync(_ct))! == 0)
+            {
+                Assert.False(treeCommit.IsCompleted, "the tree commit ended without waiting for the held node row");
+                Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(30), "the tree commit never waited for the held node row");
+                await Task.Delay(20, _ct);
+            }
+        }
+
+        var dataCommit = store.CommitAsync(DataCommit(await store.GetShardAsync(shard.ShardId, _ct), Put("03", "03")), _ct).AsTask();
+        var first = await Task.WhenAny(dataCommit, Task.Delay(TimeSpan.FromSeconds(30), _ct));
+        Assert.Same(dataCommit, first); // under the old order it waited here for the shard's row, held by the tree commit
+        await dataCommit;
+        Assert.False(treeCommit.IsCompleted);
+
+        await tx.RollbackAsync(_ct);
+        await treeCommit;
+        var after = await store.GetShardAsync(shard.ShardId, _ct);
+        Assert.Equal((3L, 2L, fold.NewRoot), (after.Version, after.TreeVersion, after.Root));
+    }
+
+    [Fact]
     public async Task ASessionPausedInsideACommitIsEndedByTheServerAndTheShardMovesOn()
     {
         // A silo SIGSTOPped between the statements of its commit holds the shard's row lock with its transaction open. The
