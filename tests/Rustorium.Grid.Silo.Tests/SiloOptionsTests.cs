@@ -43,7 +43,7 @@ public sealed class SiloOptionsTests : IDisposable
         Assert.Equal(SyncMode.Full, o.DefaultSyncMode);
         Assert.Equal(new GridLimits(), o.Limits);
         Assert.Equal(TimeSpan.FromMinutes(15), o.GrainCollectionAge);
-        Assert.Equal(TimeSpan.Zero, o.TreeCommitInterval);
+        Assert.Equal(TimeSpan.FromSeconds(10), o.TreeCommitInterval);
         Assert.Equal(o.TreeCommitInterval, o.ToEngineOptions().TreeCommitInterval);
         Assert.Empty(o.Validate());
         Assert.Equal(IPAddress.Loopback, o.BindAddress);

@@ -33,14 +33,16 @@ public sealed record ShardEngineOptions
     /// <summary>
     /// Least time between the starts of two tree commits (checkpoints) of a shard. Folds are proven from memory at once
     /// and the folds since the last checkpoint are stored together, so a key's path and the upper levels all keys share
-    /// are written once per checkpoint instead of once per fold. 0 (the default): the next checkpoint starts as soon as the
-    /// last one landed, so checkpoints grow with the store's write time and stay as short as it allows (the best tail
-    /// latency); a longer interval writes fewer node rows per key (about 10 % more durable writes/s at 1 s, measured) but
-    /// holds the store's writer longer each time. A checkpoint starts without waiting when half of
-    /// <see cref="MaxUnfoldedRows"/> rows wait for one, when someone waits for the stored tree, and when the shard closes.
-    /// A crash loses no write: the next owner folds the rows since the last checkpoint again. 0..60 s.
+    /// are written once per checkpoint instead of once per fold. Default 10 s: measured against 0 (the next checkpoint as
+    /// soon as the last landed, the default before 2026-12-07) on the embedded store, 64 clients, interleaved runs,
+    /// durable writes into 1,000,000 keys went from ~1,400 to ~3,300/s with p99 from ~1.1 s to under 0.1 s (back-to-back
+    /// checkpoints of small folds kept the single writer busy with random node rows), into a fresh store +30-50 %, and
+    /// write-with-proof into 100,000 keys from ~1,000 to ~1,750/s with p99 from 95-180 ms to 54 ms (docs/sharding.md).
+    /// A checkpoint starts without waiting when half of <see cref="MaxUnfoldedRows"/> rows wait for one, when someone
+    /// waits for the stored tree, and when the shard closes. A crash loses no write: the next owner folds the rows since
+    /// the last checkpoint again (at most <see cref="MaxUnfoldedRows"/>). 0..60 s.
     /// </summary>
-    public TimeSpan TreeCommitInterval { get; init; } = TimeSpan.Zero;
+    public TimeSpan TreeCommitInterval { get; init; } = TimeSpan.FromSeconds(10);
 
     /// <summary>
     /// Bytes of committed rows (keys, values, ~96 B bookkeeping each) a shard keeps in memory for reads, least recently

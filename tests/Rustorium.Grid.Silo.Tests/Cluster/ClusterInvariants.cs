@@ -100,7 +100,18 @@ internal static class ClusterInvariants
         }
         Report(failures, "(2) roots", rootFailures);
 
-        // (3) complete routing: the directory's ranges tile the key space; it lists the store's shards.
+        // (3) complete routing: the directory's ranges tile the key space; it lists the store's shards. Both read at one
+        // moment: the reads above take seconds, and splits and merges may still go on (a merge between the directory read
+        // at the start and the store's listing made them differ without either being wrong). The directory's generation
+        // moves with every change of ranges, so a pair read between two equal generations is consistent.
+        for (int attempt = 0; ; attempt++)
+        {
+            var before = await cluster.Store.ReadAsync(default);
+            var listed = await cluster.Shards.ListShardsAsync(default);
+            var after = await cluster.Store.ReadAsync(default);
+            (directory, stored) = (after, listed);
+            if (before.Generation == after.Generation || attempt == 20) break;
+        }
         var rangeFailures = new List<string>();
         var ranges = directory.Shards.OrderBy(s => s.Range.Start.ToArray(), Comparer<byte[]>.Create((a, b) => KeyRange.Compare(a, b))).ToList();
         if (ranges.Count == 0) rangeFailures.Add("the directory lists no shards");
