@@ -370,7 +370,8 @@ public sealed class PostgresShardStore : IShardStore
     /// <remarks>
     /// One transaction: a batch of at most five statements in one round trip (the node removal and addition as packed
     /// records; then lock and read the shard's row, the conditional move of its tree version and root, the deletion of the
-    /// unfolded keys up to the new tree version: the row lock the shard's data commits wait for is taken last), then COMMIT — or ROLLBACK when the shard is unknown, the epoch or tree version moved
+    /// unfolded keys up to the new tree version: the row lock the shard's data commits wait for is taken last), then
+    /// COMMIT — or ROLLBACK when the shard is unknown, the epoch or tree version moved
     /// (<see cref="GridErrorCode.Conflict"/>) or the new tree version is past the shard's version
     /// (<see cref="GridErrorCode.InvalidArgument"/>). Cancellation is honoured until COMMIT is sent, never during it.
     /// </remarks>

@@ -10,8 +10,9 @@ namespace Rustorium.Grid.Storage.Postgres;
 /// <remarks>
 /// The store sets, on every session it opens, <c>search_path</c> (to <see cref="Schema"/>), <c>synchronous_commit=on</c>,
 /// <c>statement_timeout</c> and <c>idle_in_transaction_session_timeout</c>; values for these in the connection string are
-/// overridden, and pooled sessions are not reset on close (<c>No Reset On Close</c>: they hold no session state). Everything
-/// else in the connection string (pool size, TLS, connect timeout, keepalive…) is used as given.
+/// overridden, and pooled sessions are not reset on close (<c>No Reset On Close</c>: they hold no session state). It also
+/// turns PostgreSQL's JIT compiler off (<c>jit=off</c>), which the connection string's own <c>Options</c> can turn back on.
+/// Everything else in the connection string (pool size, TLS, connect timeout, keepalive…) is used as given.
 /// </remarks>
 public sealed record PostgresShardStoreOptions
 {
