@@ -79,7 +79,7 @@ public sealed record PostgresClusterStoreOptions
             NoResetOnClose = true,
         };
         // JIT off unless the connection string turns it on (see PostgresShardStoreOptions.BuildSessionConnectionString).
-        builder.Options = string.IsNullOrWhiteSpace(builder.Options) ? PostgresSessions.NoJit : PostgresSessions.NoJit + " " + builder.Options;
+        builder.Options = PostgresSessions.WithoutJit(builder.Options);
         if (SessionOwner is { } owner) builder.ApplicationName = PostgresSessions.ApplicationNameFor(owner);
         else if (string.IsNullOrEmpty(builder.ApplicationName)) builder.ApplicationName = "rustorium-grid-cluster";
         return builder;

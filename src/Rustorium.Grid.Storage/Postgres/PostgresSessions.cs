@@ -21,6 +21,9 @@ public static class PostgresSessions
     /// </summary>
     public const string NoJit = "-c jit=off";
 
+    /// <summary>A connection string's startup <c>Options</c> with <see cref="NoJit"/> in front (theirs win: the last -c wins).</summary>
+    internal static string WithoutJit(string? options) => string.IsNullOrWhiteSpace(options) ? NoJit : NoJit + " " + options;
+
     /// <summary>PostgreSQL keeps at most this many bytes of an application name.</summary>
     public const int MaxApplicationNameBytes = 63;
 

@@ -71,9 +71,7 @@ public sealed record PostgresShardStoreOptions
             $"-c statement_timeout={(long)StatementTimeout.TotalMilliseconds}",
             $"-c idle_in_transaction_session_timeout={(long)IdleInTransactionSessionTimeout.TotalMilliseconds}");
         // JIT off unless the connection string's own options turn it on (they come after it; the last -c wins).
-        builder.Options = string.IsNullOrWhiteSpace(builder.Options)
-            ? PostgresSessions.NoJit + " " + limits
-            : PostgresSessions.NoJit + " " + builder.Options + " " + limits;
+        builder.Options = PostgresSessions.WithoutJit(builder.Options) + " " + limits;
         builder.CommandTimeout = (int)Math.Ceiling(StatementTimeout.TotalSeconds) + 5;
         if (SessionOwner is { } owner) builder.ApplicationName = PostgresSessions.ApplicationNameFor(owner);
         else if (string.IsNullOrEmpty(builder.ApplicationName)) builder.ApplicationName = "rustorium-grid";

@@ -36,7 +36,6 @@ internal static class ClusterInvariants
         {
             failures.Add("(4) ownership: " + FirstLine(e.Message));
         }
-        var directory = await cluster.Store.ReadAsync(default);
 
         // (1) every acknowledged write, read back through a fresh client (which verifies every proof).
         var readFailures = new ConcurrentQueue<string>();
@@ -104,13 +103,14 @@ internal static class ClusterInvariants
         // moment: the reads above take seconds, and splits and merges may still go on (a merge between the directory read
         // at the start and the store's listing made them differ without either being wrong). The directory's generation
         // moves with every change of ranges, so a pair read between two equal generations is consistent.
+        Rustorium.Grid.Cluster.ShardDirectorySnapshot directory;
+        IReadOnlyList<Storage.ShardState> listed;
         for (int attempt = 0; ; attempt++)
         {
             var before = await cluster.Store.ReadAsync(default);
-            var listed = await cluster.Shards.ListShardsAsync(default);
-            var after = await cluster.Store.ReadAsync(default);
-            (directory, stored) = (after, listed);
-            if (before.Generation == after.Generation || attempt == 20) break;
+            listed = await cluster.Shards.ListShardsAsync(default);
+            directory = await cluster.Store.ReadAsync(default);
+            if (before.Generation == directory.Generation || attempt == 20) break;
         }
         var rangeFailures = new List<string>();
         var ranges = directory.Shards.OrderBy(s => s.Range.Start.ToArray(), Comparer<byte[]>.Create((a, b) => KeyRange.Compare(a, b))).ToList();
@@ -127,8 +127,8 @@ internal static class ClusterInvariants
             }
             if (!ranges[^1].Range.IsUnbounded) rangeFailures.Add($"the last shard ({ranges[^1].ShardId}) does not reach the end of the key space");
         }
-        if (!directory.Shards.Select(s => s.ShardId).Order().SequenceEqual(stored.Select(s => s.ShardId).Order()))
-            rangeFailures.Add($"the directory lists shards {string.Join(",", directory.Shards.Select(s => s.ShardId))} but the store holds {string.Join(",", stored.Select(s => s.ShardId))}");
+        if (!directory.Shards.Select(s => s.ShardId).Order().SequenceEqual(listed.Select(s => s.ShardId).Order()))
+            rangeFailures.Add($"the directory lists shards {string.Join(",", directory.Shards.Select(s => s.ShardId))} but the store holds {string.Join(",", listed.Select(s => s.ShardId))}");
         Report(failures, "(3) ranges", rangeFailures);
 
         // (5) what the client saw.
