@@ -14,8 +14,22 @@ namespace Rustorium.Grid.Silo;
 /// <param name="DataDirectory">Its store's directory.</param>
 /// <param name="Shards">Every shard the store holds, in key order.</param>
 /// <param name="Cluster">Membership and map generation when the silo is a cluster member (<c>--store postgres</c>); null on the embedded store.</param>
+/// <param name="Store">What the silo's shard store has committed since the silo started, and the time it took.</param>
 public sealed record SiloStatus(string Silo, string Region, string Endpoint, DateTimeOffset Started, string DataDirectory, IReadOnlyList<SiloShardStatus> Shards,
-    SiloClusterStatus? Cluster = null);
+    SiloClusterStatus? Cluster = null, SiloStoreStatus? Store = null);
+
+/// <summary>
+/// <see cref="ShardStoreStatistics"/> for JSON, times in seconds (docs/storage.md "Statistics"). With
+/// <paramref name="TreeCommitSeconds"/> against <paramref name="DataCommitSeconds"/> and <paramref name="SyncSeconds"/>, and
+/// the node rows per row written, it says how much of the store's write capacity the tree's checkpoints take.
+/// </summary>
+public sealed record SiloStoreStatus(string Store, string Location, long DataCommits, long RowsWritten, long TreeCommits, long NodesWritten, long NodesDeleted,
+    long Transactions, double DataCommitSeconds, double TreeCommitSeconds, double SyncSeconds)
+{
+    /// <summary>The JSON form of <paramref name="s"/>.</summary>
+    public static SiloStoreStatus From(ShardStoreStatistics s) => new(s.Store, s.Location, s.DataCommits, s.RowsWritten, s.TreeCommits, s.NodesWritten,
+        s.NodesDeleted, s.Transactions, s.DataCommitTime.TotalSeconds, s.TreeCommitTime.TotalSeconds, s.SyncTime.TotalSeconds);
+}
 
 /// <summary>The cluster as this silo sees it.</summary>
 /// <param name="Address">This silo's member address (<c>host:port@generation</c>).</param>
@@ -73,7 +87,7 @@ internal sealed class SiloStatusReader(IShardStore store, LocalSiloDetails silo,
                 .Select(s => new SiloShardStatus(s.ShardId, SiloKeyRange.From(s.Range), s.Version, s.Version, s.Root.ToString(), s.KeyCount,
                     s.Epoch, active.Contains(s.ShardId)))
                 .ToArray();
-            return new SiloStatus(silo.Name, silo.Region, silo.Endpoint, run.Started, run.DataDirectory, items);
+            return new SiloStatus(silo.Name, silo.Region, silo.Endpoint, run.Started, run.DataDirectory, items, Store: SiloStoreStatus.From(store.Statistics));
         }
 
         var map = await directory.ReadAsync(cancellationToken).ConfigureAwait(false);
@@ -87,7 +101,7 @@ internal sealed class SiloStatusReader(IShardStore store, LocalSiloDetails silo,
                 map.Shards.Count(s => s.Owner == m.Address)))
             .ToArray();
         return new SiloStatus(silo.Name, silo.Region, silo.Endpoint, run.Started, run.DataDirectory, clustered,
-            new SiloClusterStatus(membership.Address.ToString(), membership.IsServing, map.Generation, members));
+            new SiloClusterStatus(membership.Address.ToString(), membership.IsServing, map.Generation, members), SiloStoreStatus.From(store.Statistics));
     }
 }
 

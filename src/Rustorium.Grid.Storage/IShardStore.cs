@@ -36,6 +36,12 @@ public interface IShardStore : IAsyncDisposable
     /// <summary>Every shard's current state, ordered by range start.</summary>
     ValueTask<IReadOnlyList<ShardState>> ListShardsAsync(CancellationToken cancellationToken);
 
+    /// <summary>
+    /// What this handle has committed since it was opened (commits, rows, tree nodes, transactions) and the time it took;
+    /// also published on the meter <c>Rustorium.Grid.Storage</c>. See docs/storage.md "Statistics".
+    /// </summary>
+    ShardStoreStatistics Statistics { get; }
+
     /// <summary>One shard's current state.</summary>
     /// <exception cref="GridException"><see cref="GridErrorCode.UnknownShard"/>.</exception>
     ValueTask<ShardState> GetShardAsync(long shardId, CancellationToken cancellationToken);

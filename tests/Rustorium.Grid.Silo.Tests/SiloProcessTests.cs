@@ -69,6 +69,11 @@ public sealed class SiloProcessTests : IDisposable
             }
             Assert.Equal("", shards[0].GetProperty("range").GetProperty("start").GetString());
             Assert.Equal(JsonValueKind.Null, shards[^1].GetProperty("range").GetProperty("end").ValueKind);
+            // The store's statistics count from this start: nothing written yet.
+            var store = status.GetProperty("store");
+            Assert.Equal("sqlite", store.GetProperty("store").GetString());
+            Assert.Equal(Path.Combine(data, "shards.db"), store.GetProperty("location").GetString());
+            Assert.Equal(0, store.GetProperty("rowsWritten").GetInt64());
 
             // The grid protocol: the shard map, then writes and verified reads routed by it.
             await using (var client = await GrainClient.ConnectAsync(new IPEndPoint(IPAddress.Loopback, silo.Port),
@@ -94,6 +99,12 @@ public sealed class SiloProcessTests : IDisposable
 
             status = await ReadStatusAsync(silo);
             Assert.Contains(status.GetProperty("shards").EnumerateArray(), s => s.GetProperty("active").GetBoolean());
+            // Every acknowledged Full write (and the proven one) was committed; the None writes may not be yet.
+            store = status.GetProperty("store");
+            Assert.InRange(store.GetProperty("rowsWritten").GetInt64(), remote + 1, remote + 1 + unsynced);
+            Assert.True(store.GetProperty("dataCommits").GetInt64() >= 1);
+            Assert.True(store.GetProperty("dataCommitSeconds").GetDouble() > 0);
+            Assert.True(store.GetProperty("syncSeconds").GetDouble() > 0);
 
             await silo.TerminateAsync();
             int exit = await silo.WaitForExitAsync(StopDeadline);

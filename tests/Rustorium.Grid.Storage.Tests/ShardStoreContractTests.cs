@@ -944,6 +944,80 @@ public abstract class ShardStoreContractTests
     }
 
     [Fact]
+    public async Task StatisticsCountWhatWasCommittedAndNothingThatWasRefused()
+    {
+        var (store, _) = await NewStoreAsync(ThreeShards);
+        await using var opened = store;
+        var shard = await store.ClaimAsync((await ShardAtAsync(store, "41")).ShardId, _ct);
+        var start = store.Statistics;
+        Assert.False(string.IsNullOrEmpty(start.Store));
+        Assert.False(string.IsNullOrEmpty(start.Location));
+
+        var v1 = DataCommit(shard, Put("41", "aa"), Put("42", "bb"), Put("43", "cc"));
+        await store.CommitAsync(v1, _ct);
+        var afterData = store.Statistics;
+        Assert.Equal((start.DataCommits + 1, start.RowsWritten + 3), (afterData.DataCommits, afterData.RowsWritten));
+        Assert.Equal((start.TreeCommits, start.NodesWritten, start.NodesDeleted), (afterData.TreeCommits, afterData.NodesWritten, afterData.NodesDeleted));
+        Assert.True(afterData.Transactions > start.Transactions);
+        Assert.True(afterData.DataCommitTime > start.DataCommitTime);
+        Assert.True(afterData.SyncTime > start.SyncTime);
+
+        // Refused (the version moved on): nothing of it is counted.
+        await Assert.ThrowsAsync<GridException>(async () => await store.CommitAsync(v1, _ct));
+        var afterRefusal = store.Statistics;
+        Assert.Equal((afterData.DataCommits, afterData.RowsWritten, afterData.Transactions), (afterRefusal.DataCommits, afterRefusal.RowsWritten, afterRefusal.Transactions));
+
+        var first = FoldOf(store, await store.GetShardAsync(shard.ShardId, _ct), v1.Rows, v1.NewVersion);
+        await store.CommitTreeAsync(first, _ct);
+        var v2 = DataCommit(await store.GetShardAsync(shard.ShardId, _ct), Put("41", "dd"));
+        await store.CommitAsync(v2, _ct);
+        var second = FoldOf(store, await store.GetShardAsync(shard.ShardId, _ct), v2.Rows, v2.NewVersion);
+        Assert.NotEmpty(second.RemovedNodes); // the old leaf of 41 and the nodes above it
+        await store.CommitTreeAsync(second, _ct);
+        var end = store.Statistics;
+        Assert.Equal(afterData.TreeCommits + 2, end.TreeCommits);
+        Assert.Equal(afterData.NodesWritten + first.AddedNodes.Count + second.AddedNodes.Count, end.NodesWritten);
+        Assert.Equal(afterData.NodesDeleted + first.RemovedNodes.Count + second.RemovedNodes.Count, end.NodesDeleted);
+        Assert.Equal((afterData.DataCommits + 1, afterData.RowsWritten + 1), (end.DataCommits, end.RowsWritten));
+        Assert.True(end.TreeCommitTime > afterData.TreeCommitTime);
+        Assert.True(end.Transactions >= afterData.Transactions + 3);
+    }
+
+    [Fact]
+    public async Task StatisticsArePublishedOnTheStorageMeter()
+    {
+        var (store, _) = await NewStoreAsync(ThreeShards);
+        await using var opened = store;
+        var shard = await store.ClaimAsync((await ShardAtAsync(store, "41")).ShardId, _ct);
+        await store.CommitAsync(DataCommit(shard, Put("41", "aa"), Put("42", "bb")), _ct);
+        var expected = store.Statistics;
+
+        // Other stores of the test run publish on the same meter: ours are the measurements tagged with its location.
+        var seen = new Dictionary<string, double>();
+        using var listener = new System.Diagnostics.Metrics.MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == "Rustorium.Grid.Storage") l.EnableMeasurementEvents(instrument);
+        };
+        void Record(System.Diagnostics.Metrics.Instrument instrument, double value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
+        {
+            foreach (var tag in tags)
+                if (tag.Key == "rgrid.store.location" && Equals(tag.Value, expected.Location)) seen[instrument.Name] = value;
+        }
+        listener.SetMeasurementEventCallback<long>((i, v, t, _) => Record(i, v, t));
+        listener.SetMeasurementEventCallback<double>((i, v, t, _) => Record(i, v, t));
+        listener.Start();
+        listener.RecordObservableInstruments();
+
+        Assert.Equal(expected.DataCommits, seen["rgrid.store.data_commits"]);
+        Assert.Equal(expected.RowsWritten, seen["rgrid.store.rows_written"]);
+        Assert.Equal(expected.Transactions, seen["rgrid.store.transactions"]);
+        Assert.Equal(0, seen["rgrid.store.tree_commits"]);
+        Assert.Equal(expected.DataCommitTime.TotalSeconds, seen["rgrid.store.data_commit.time"], 6); // TimeSpan keeps 100 ns ticks
+        Assert.True(seen["rgrid.store.sync.time"] > 0);
+    }
+
+    [Fact]
     public async Task ATreeCommitFoldsUpToItsVersionAndForgetsOnlyTheKeysItFolded()
     {
         var (store, _, shard, rows, tree) = await NewFilledShardAsync(40);

@@ -18,6 +18,8 @@ public abstract class ForwardingShardStore(IShardStore inner) : IShardStore
 
     public ValueTask<IReadOnlyList<ShardState>> ListShardsAsync(CancellationToken cancellationToken) => inner.ListShardsAsync(cancellationToken);
 
+    public ShardStoreStatistics Statistics => inner.Statistics;
+
     public ValueTask<ShardState> GetShardAsync(long shardId, CancellationToken cancellationToken) => inner.GetShardAsync(shardId, cancellationToken);
 
     public ValueTask<ShardState> ClaimAsync(long shardId, CancellationToken cancellationToken) => inner.ClaimAsync(shardId, cancellationToken);

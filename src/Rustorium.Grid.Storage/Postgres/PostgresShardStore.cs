@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Data;
+using System.Diagnostics;
 using Npgsql;
 using NpgsqlTypes;
 using Rustorium.Grid.Crypto;
@@ -29,6 +30,7 @@ public sealed class PostgresShardStore : IShardStore
 {
     private readonly NpgsqlDataSource _dataSource;
     private readonly string _where;
+    private readonly ShardStoreMeter _meter;
     private int _disposed;
 
     private PostgresShardStore(PostgresShardStoreOptions options, NpgsqlDataSource dataSource, string where)
@@ -36,10 +38,15 @@ public sealed class PostgresShardStore : IShardStore
         Options = options;
         _dataSource = dataSource;
         _where = where;
+        _meter = new ShardStoreMeter("postgres", where);
     }
 
     /// <summary>The options the store was opened with.</summary>
     public PostgresShardStoreOptions Options { get; }
+
+    /// <inheritdoc />
+    /// <remarks>Times are wall times of the calls on this handle once they hold a connection: the statements' round trip, then COMMIT's.</remarks>
+    public ShardStoreStatistics Statistics => _meter.Snapshot();
 
     /// <summary>The schema version this build creates and expects (the highest embedded migration).</summary>
     public static int SchemaVersion => PostgresMigrator.LatestVersion;
@@ -294,6 +301,7 @@ public sealed class PostgresShardStore : IShardStore
             int addedLength = PackNodes(commit.AddedNodes, $"Commit to shard {commit.ShardId}", nameof(ShardCommit.AddedNodes), out added);
 
             await using var connection = await OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            long start = Stopwatch.GetTimestamp();
             try
             {
                 await using var tx = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
@@ -341,10 +349,13 @@ public sealed class PostgresShardStore : IShardStore
                 CommitChecks.CheckInRange(commit, range!, sorted.AsSpan(0, count));
                 CommitChecks.CheckKeyCount(commit, storedKeyCount, inserted, deleted);
                 CommitChecks.CheckCombined(commit, storedTreeVersion);
+                long statements = Stopwatch.GetTimestamp();
                 try
                 {
                     // Not cancellable: a COMMIT cut short would leave its outcome unknown to the caller.
                     await tx.CommitAsync(CancellationToken.None).ConfigureAwait(false);
+                    long done = Stopwatch.GetTimestamp();
+                    _meter.Committed(1, count, 0, commit.AddedNodes.Count, commit.RemovedNodes.Count, statements - start, 0, done - statements);
                 }
                 catch (Exception e) when (PostgresErrors.IsDatabaseFailure(e))
                 {
@@ -386,6 +397,7 @@ public sealed class PostgresShardStore : IShardStore
             int removedLength = PackHashes(commit.RemovedNodes, out removed);
             int addedLength = PackNodes(commit.AddedNodes, what, nameof(ShardTreeCommit.AddedNodes), out added);
             await using var connection = await OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            long start = Stopwatch.GetTimestamp();
             try
             {
                 await using var tx = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
@@ -421,7 +433,7 @@ public sealed class PostgresShardStore : IShardStore
                 if (!known) throw CommitChecks.UnknownShard(commit.ShardId);
                 CommitChecks.CheckTreeCommitAgainst(commit, epoch, version, treeVersion);
                 if (!applied) throw new GridException(GridErrorCode.Internal, $"Shard {commit.ShardId} changed under its own row lock.");
-                await CommitAsync(tx, what).ConfigureAwait(false);
+                await CommitAsync(tx, what, 1, commit.AddedNodes.Count, commit.RemovedNodes.Count, Stopwatch.GetTimestamp() - start).ConfigureAwait(false);
             }
             catch (Exception e) when (PostgresErrors.IsDatabaseFailure(e))
             {
@@ -638,11 +650,14 @@ public sealed class PostgresShardStore : IShardStore
     }
 
     /// <summary>COMMIT, not cancellable (a COMMIT cut short would leave its outcome unknown); a failure says so.</summary>
-    private async Task CommitAsync(NpgsqlTransaction tx, string what)
+    /// <summary>COMMITs <paramref name="tx"/> and counts it in <see cref="Statistics"/>, with the tree commit it held, if any.</summary>
+    private async Task CommitAsync(NpgsqlTransaction tx, string what, int treeCommits = 0, int nodesWritten = 0, int nodesDeleted = 0, long treeTicks = 0)
     {
         try
         {
+            long start = Stopwatch.GetTimestamp();
             await tx.CommitAsync(CancellationToken.None).ConfigureAwait(false);
+            _meter.Committed(0, 0, treeCommits, nodesWritten, nodesDeleted, 0, treeTicks, Stopwatch.GetTimestamp() - start);
         }
         catch (Exception e) when (PostgresErrors.IsDatabaseFailure(e))
         {
@@ -668,6 +683,7 @@ public sealed class PostgresShardStore : IShardStore
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        _meter.Dispose();
         await _dataSource.DisposeAsync().ConfigureAwait(false);
     }
 

@@ -25,14 +25,16 @@ public sealed class SqliteShardStore : IShardStore
 {
     private readonly SqliteWriter _writer;
     private readonly SqliteReaderPool _readers;
+    private readonly ShardStoreMeter _meter;
     private int _disposed;
 
-    private SqliteShardStore(SqliteShardStoreOptions options, string filePath, SqliteWriter writer, SqliteReaderPool readers)
+    private SqliteShardStore(SqliteShardStoreOptions options, string filePath, SqliteWriter writer, SqliteReaderPool readers, ShardStoreMeter meter)
     {
         Options = options;
         FilePath = filePath;
         _writer = writer;
         _readers = readers;
+        _meter = meter;
     }
 
     /// <summary>The options the store was opened with.</summary>
@@ -42,7 +44,10 @@ public sealed class SqliteShardStore : IShardStore
     public string FilePath { get; }
 
     /// <summary>Write transactions committed since the store opened (group commit folds several commits into one).</summary>
-    internal long WriteTransactions => _writer.Transactions;
+    internal long WriteTransactions => _meter.Snapshot().Transactions;
+
+    /// <inheritdoc />
+    public ShardStoreStatistics Statistics => _meter.Snapshot();
 
     /// <summary>The schema version this build creates and expects (the highest embedded migration).</summary>
     public static int SchemaVersion => SqliteMigrator.LatestVersion;
@@ -79,6 +84,7 @@ public sealed class SqliteShardStore : IShardStore
         };
         var connection = new SqliteConnection(builder.ToString());
         SqliteWriter? writer = null;
+        ShardStoreMeter? meter = null;
         try
         {
             connection.Open();
@@ -98,29 +104,31 @@ public sealed class SqliteShardStore : IShardStore
             Execute(connection, SqliteStatements.CacheSize(options.CacheSizeKiB));
             SqliteMigrator.Migrate(connection, path, SqliteRecords.NowMicros());
 
-            writer = new SqliteWriter(connection, path, options.MaxCommitsPerTransaction);
+            meter = new ShardStoreMeter("sqlite", path);
+            writer = new SqliteWriter(connection, path, options.MaxCommitsPerTransaction, meter);
             builder.Mode = SqliteOpenMode.ReadOnly;
             var readers = new SqliteReaderPool(builder.ToString(), options);
             writer.Start();
-            return new SqliteShardStore(options, path, writer, readers);
+            return new SqliteShardStore(options, path, writer, readers, meter);
         }
         catch (SqliteException e)
         {
-            Close(connection, writer);
+            Close(connection, writer, meter);
             throw SqliteErrors.IsCorruption(e) ? SqliteErrors.Corrupted(path, e.Message, e) : SqliteErrors.Map(e, path, "Opening the shard store");
         }
         catch
         {
-            Close(connection, writer);
+            Close(connection, writer, meter);
             throw;
         }
     }
 
     /// <summary>Closes what a failed open had opened (the writer's thread never started).</summary>
-    private static void Close(SqliteConnection connection, SqliteWriter? writer)
+    private static void Close(SqliteConnection connection, SqliteWriter? writer, ShardStoreMeter? meter)
     {
         if (writer is null) connection.Dispose();
         else writer.Dispose();
+        meter?.Dispose();
     }
 
     private static void CheckIntegrity(SqliteConnection connection, string path, SqliteIntegrityCheck check)
@@ -312,6 +320,7 @@ public sealed class SqliteShardStore : IShardStore
         // Readers close first: the last connection to close (the writer) can then checkpoint and remove the WAL.
         _readers.Dispose();
         _writer.Dispose();
+        _meter.Dispose();
     }
 
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);

@@ -3,6 +3,7 @@ using Microsoft.Data.Sqlite;
 using Rustorium.Grid.Crypto;
 using Rustorium.Grid.Crypto.Smt;
 using static Rustorium.Grid.Storage.Sqlite.SqliteRecords;
+using Stopwatch = System.Diagnostics.Stopwatch;
 
 namespace Rustorium.Grid.Storage.Sqlite;
 
@@ -42,11 +43,12 @@ internal sealed class SqliteWriter : IDisposable
     // The tree's lag (0003): unfolded keys of data commits, tree commits.
     private readonly SqliteCommand _insertUnfolded, _deleteUnfoldedThrough, _deleteShardUnfolded, _selectForTree, _updateTree, _selectUnfolded;
 
-    public SqliteWriter(SqliteConnection connection, string path, int maxCommitsPerTransaction)
+    public SqliteWriter(SqliteConnection connection, string path, int maxCommitsPerTransaction, ShardStoreMeter meter)
     {
         _connection = connection;
         _path = path;
         _maxGroup = maxCommitsPerTransaction;
+        _meter = meter;
 
         _countShards = Command(connection, SqliteStatements.CountShards);
         _selectShards = Command(connection, SqliteStatements.SelectShards);
@@ -166,10 +168,11 @@ internal sealed class SqliteWriter : IDisposable
         _thread = new Thread(Run) { IsBackground = true, Name = "Rustorium shard store writer" };
     }
 
-    private long _transactions;
+    private readonly ShardStoreMeter _meter;
 
-    /// <summary>Transactions committed so far (each holds one or more jobs).</summary>
-    public long Transactions => Interlocked.Read(ref _transactions);
+    // What the jobs of the running transaction wrote: handed to the meter once COMMIT returned, dropped if it rolls back.
+    private int _pendingDataCommits, _pendingRows, _pendingTreeCommits, _pendingNodesWritten, _pendingNodesDeleted;
+    private long _pendingDataTicks, _pendingTreeTicks;
 
     /// <summary>Starts the writer thread (once the rest of the store opened).</summary>
     public void Start() => _thread.Start();
@@ -229,6 +232,7 @@ internal sealed class SqliteWriter : IDisposable
     {
         group.RemoveAll(static job => !job.TryStart());
         if (group.Count == 0) return;
+        ForgetPending();
 
         SqliteTransaction? tx = null;
         try
@@ -274,9 +278,10 @@ internal sealed class SqliteWriter : IDisposable
                     }
                 }
             }
+            long syncStart = Stopwatch.GetTimestamp();
             tx.Commit();
             tx = null;
-            Interlocked.Increment(ref _transactions);
+            RecordPending(Stopwatch.GetTimestamp() - syncStart);
             foreach (var job in group) job.Complete();
         }
         catch (Exception e)
@@ -299,6 +304,19 @@ internal sealed class SqliteWriter : IDisposable
             }
             foreach (var command in _commands) command.Transaction = null;
         }
+    }
+
+    private void ForgetPending()
+    {
+        _pendingDataCommits = _pendingRows = _pendingTreeCommits = _pendingNodesWritten = _pendingNodesDeleted = 0;
+        _pendingDataTicks = _pendingTreeTicks = 0;
+    }
+
+    private void RecordPending(long syncTicks)
+    {
+        _meter.Committed(_pendingDataCommits, _pendingRows, _pendingTreeCommits, _pendingNodesWritten, _pendingNodesDeleted,
+            _pendingDataTicks, _pendingTreeTicks, syncTicks);
+        ForgetPending();
     }
 
     private Exception Translate(Exception e, string operation) =>
@@ -344,6 +362,7 @@ internal sealed class SqliteWriter : IDisposable
     /// </summary>
     public bool Commit(ShardCommit commit, RowWrite[] sortedRows, int rowCount)
     {
+        long start = Stopwatch.GetTimestamp();
         _forCommitId.Value = commit.ShardId;
         long epoch, version, keyCount, treeVersion;
         KeyRange range;
@@ -408,6 +427,11 @@ internal sealed class SqliteWriter : IDisposable
         _updExpected.Value = commit.ExpectedVersion;
         if (_updateShard.ExecuteNonQuery() != 1)
             throw new GridException(GridErrorCode.Internal, $"Shard {commit.ShardId} changed under its own commit.");
+        _pendingDataCommits++;
+        _pendingRows += rowCount;
+        _pendingNodesWritten += commit.AddedNodes.Count;
+        _pendingNodesDeleted += commit.RemovedNodes.Count;
+        _pendingDataTicks += Stopwatch.GetTimestamp() - start;
         return true;
     }
 
@@ -452,6 +476,7 @@ internal sealed class SqliteWriter : IDisposable
     /// </summary>
     public bool CommitTree(ShardTreeCommit commit)
     {
+        long start = Stopwatch.GetTimestamp();
         _selectForTree.Parameters["$id"].Value = commit.ShardId;
         using (var r = _selectForTree.ExecuteReader())
         {
@@ -472,6 +497,10 @@ internal sealed class SqliteWriter : IDisposable
         _deleteUnfoldedThrough.Parameters["$shard"].Value = commit.ShardId;
         _deleteUnfoldedThrough.Parameters["$version"].Value = commit.NewTreeVersion;
         _deleteUnfoldedThrough.ExecuteNonQuery();
+        _pendingTreeCommits++;
+        _pendingNodesWritten += commit.AddedNodes.Count;
+        _pendingNodesDeleted += commit.RemovedNodes.Count;
+        _pendingTreeTicks += Stopwatch.GetTimestamp() - start;
         return true;
     }
 

@@ -1,0 +1,103 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+
+namespace Rustorium.Grid.Storage;
+
+/// <summary>
+/// What a shard store has written since it was opened, and the time that took: the figures that say where a store's
+/// write capacity goes (docs/storage.md "Statistics"). Counts only what was committed: a refused or rolled-back commit
+/// adds nothing.
+/// </summary>
+/// <param name="Store">The provider: <c>sqlite</c> or <c>postgres</c>.</param>
+/// <param name="Location">Where it keeps the data: the database file, or the PostgreSQL server, database and schema.</param>
+/// <param name="DataCommits">Commits of rows (<see cref="IShardStore.CommitAsync"/>), combined ones included.</param>
+/// <param name="RowsWritten">Rows those commits put or deleted.</param>
+/// <param name="TreeCommits">Checkpoints of a shard's tree (<see cref="IShardStore.CommitTreeAsync"/>).</param>
+/// <param name="NodesWritten">Tree node rows stored by tree commits and combined commits.</param>
+/// <param name="NodesDeleted">Tree node rows deleted by them (the nodes the new ones replace).</param>
+/// <param name="Transactions">Transactions committed on the write path: the embedded store counts every transaction of its
+/// writer (group commit puts several commits in one; claims, splits, merges and reads of unfolded keys run there too),
+/// PostgreSQL those of data commits, tree commits, splits and merges.</param>
+/// <param name="DataCommitTime">Time spent running the statements of data commits, before COMMIT.</param>
+/// <param name="TreeCommitTime">Time spent running the statements of tree commits, before COMMIT.</param>
+/// <param name="SyncTime">Time spent in COMMIT of those transactions: the embedded store's WAL write and fsync, PostgreSQL's COMMIT round trip.</param>
+public sealed record ShardStoreStatistics(
+    string Store,
+    string Location,
+    long DataCommits,
+    long RowsWritten,
+    long TreeCommits,
+    long NodesWritten,
+    long NodesDeleted,
+    long Transactions,
+    TimeSpan DataCommitTime,
+    TimeSpan TreeCommitTime,
+    TimeSpan SyncTime);
+
+/// <summary>
+/// The counters behind <see cref="ShardStoreStatistics"/>, also published as <see cref="System.Diagnostics.Metrics"/>
+/// instruments of the meter <see cref="MeterName"/> (observable counters, tagged <c>rgrid.store</c> = provider and
+/// <c>rgrid.store.location</c>), so an
+/// OpenTelemetry or <c>dotnet-counters</c> listener sees them without the store knowing about it. Thread-safe.
+/// </summary>
+internal sealed class ShardStoreMeter : IDisposable
+{
+    /// <summary>The name of the <see cref="Meter"/> every shard store publishes its instruments on.</summary>
+    public const string MeterName = "Rustorium.Grid.Storage";
+
+    private readonly string _store, _location;
+    private readonly Meter _meter;
+    private long _dataCommits, _rows, _treeCommits, _nodesWritten, _nodesDeleted, _transactions;
+    private long _dataTicks, _treeTicks, _syncTicks; // Stopwatch ticks
+
+    public ShardStoreMeter(string store, string location)
+    {
+        _store = store;
+        _location = location;
+        _meter = new Meter(MeterName);
+        var tags = new KeyValuePair<string, object?>[] { new("rgrid.store", store), new("rgrid.store.location", location) };
+        Counter("rgrid.store.data_commits", "{commit}", "Data commits (rows) committed", () => Read(ref _dataCommits), tags);
+        Counter("rgrid.store.rows_written", "{row}", "Rows put or deleted by committed data commits", () => Read(ref _rows), tags);
+        Counter("rgrid.store.tree_commits", "{commit}", "Tree checkpoints committed", () => Read(ref _treeCommits), tags);
+        Counter("rgrid.store.tree_nodes_written", "{node}", "Tree node rows stored", () => Read(ref _nodesWritten), tags);
+        Counter("rgrid.store.tree_nodes_deleted", "{node}", "Tree node rows deleted", () => Read(ref _nodesDeleted), tags);
+        Counter("rgrid.store.transactions", "{transaction}", "Store transactions committed", () => Read(ref _transactions), tags);
+        Seconds("rgrid.store.data_commit.time", "Time running data commits' statements", () => Read(ref _dataTicks), tags);
+        Seconds("rgrid.store.tree_commit.time", "Time running tree commits' statements", () => Read(ref _treeTicks), tags);
+        Seconds("rgrid.store.sync.time", "Time in COMMIT (WAL write and fsync, or the COMMIT round trip)", () => Read(ref _syncTicks), tags);
+    }
+
+    private void Counter(string name, string unit, string description, Func<long> read, KeyValuePair<string, object?>[] tags) =>
+        _meter.CreateObservableCounter(name, () => new Measurement<long>(read(), tags), unit, description);
+
+    private void Seconds(string name, string description, Func<long> readTicks, KeyValuePair<string, object?>[] tags) =>
+        _meter.CreateObservableCounter(name, () => new Measurement<double>((double)readTicks() / Stopwatch.Frequency, tags), "s", description);
+
+    private static long Read(ref long counter) => Interlocked.Read(ref counter);
+
+    /// <summary>
+    /// One store transaction was committed: it held <paramref name="dataCommits"/> data commits of <paramref name="rows"/> rows
+    /// and <paramref name="treeCommits"/> tree commits, which stored and deleted the given node rows; their statements took
+    /// <paramref name="dataTicks"/> and <paramref name="treeTicks"/>, COMMIT <paramref name="syncTicks"/> (Stopwatch ticks).
+    /// </summary>
+    public void Committed(int dataCommits, int rows, int treeCommits, int nodesWritten, int nodesDeleted, long dataTicks, long treeTicks, long syncTicks)
+    {
+        Interlocked.Increment(ref _transactions);
+        if (dataCommits != 0) Interlocked.Add(ref _dataCommits, dataCommits);
+        if (rows != 0) Interlocked.Add(ref _rows, rows);
+        if (treeCommits != 0) Interlocked.Add(ref _treeCommits, treeCommits);
+        if (nodesWritten != 0) Interlocked.Add(ref _nodesWritten, nodesWritten);
+        if (nodesDeleted != 0) Interlocked.Add(ref _nodesDeleted, nodesDeleted);
+        if (dataTicks != 0) Interlocked.Add(ref _dataTicks, dataTicks);
+        if (treeTicks != 0) Interlocked.Add(ref _treeTicks, treeTicks);
+        Interlocked.Add(ref _syncTicks, syncTicks);
+    }
+
+    /// <summary>The counters now (each read atomically; together they may straddle a commit).</summary>
+    public ShardStoreStatistics Snapshot() => new(
+        _store, _location, Read(ref _dataCommits), Read(ref _rows), Read(ref _treeCommits), Read(ref _nodesWritten), Read(ref _nodesDeleted),
+        Read(ref _transactions), Stopwatch.GetElapsedTime(0, Read(ref _dataTicks)), Stopwatch.GetElapsedTime(0, Read(ref _treeTicks)),
+        Stopwatch.GetElapsedTime(0, Read(ref _syncTicks)));
+
+    public void Dispose() => _meter.Dispose();
+}
