@@ -23,11 +23,11 @@ public sealed record SiloStatus(string Silo, string Region, string Endpoint, Dat
 /// <paramref name="TreeCommitSeconds"/> against <paramref name="DataCommitSeconds"/> and <paramref name="SyncSeconds"/>, and
 /// the node rows per row written, it says how much of the store's write capacity the tree's checkpoints take.
 /// </summary>
-public sealed record SiloStoreStatus(string Store, string Location, long DataCommits, long RowsWritten, long TreeCommits, long NodesWritten, long NodesDeleted,
+public sealed record SiloStoreStatus(string Provider, string Location, long DataCommits, long RowsWritten, long TreeCommits, long NodesWritten, long NodesDeleted,
     long Transactions, double DataCommitSeconds, double TreeCommitSeconds, double SyncSeconds)
 {
     /// <summary>The JSON form of <paramref name="s"/>.</summary>
-    public static SiloStoreStatus From(ShardStoreStatistics s) => new(s.Store, s.Location, s.DataCommits, s.RowsWritten, s.TreeCommits, s.NodesWritten,
+    public static SiloStoreStatus From(ShardStoreStatistics s) => new(s.Provider, s.Location, s.DataCommits, s.RowsWritten, s.TreeCommits, s.NodesWritten,
         s.NodesDeleted, s.Transactions, s.DataCommitTime.TotalSeconds, s.TreeCommitTime.TotalSeconds, s.SyncTime.TotalSeconds);
 }
 

@@ -8,7 +8,7 @@ namespace Rustorium.Grid.Storage;
 /// write capacity goes (docs/storage.md "Statistics"). Counts only what was committed: a refused or rolled-back commit
 /// adds nothing.
 /// </summary>
-/// <param name="Store">The provider: <c>sqlite</c> or <c>postgres</c>.</param>
+/// <param name="Provider">The store: <c>sqlite</c> or <c>postgres</c>.</param>
 /// <param name="Location">Where it keeps the data: the database file, or the PostgreSQL server, database and schema.</param>
 /// <param name="DataCommits">Commits of rows (<see cref="IShardStore.CommitAsync"/>), combined ones included.</param>
 /// <param name="RowsWritten">Rows those commits put or deleted.</param>
@@ -22,7 +22,7 @@ namespace Rustorium.Grid.Storage;
 /// <param name="TreeCommitTime">Time spent running the statements of tree commits, before COMMIT.</param>
 /// <param name="SyncTime">Time spent in COMMIT of those transactions: the embedded store's WAL write and fsync, PostgreSQL's COMMIT round trip.</param>
 public sealed record ShardStoreStatistics(
-    string Store,
+    string Provider,
     string Location,
     long DataCommits,
     long RowsWritten,

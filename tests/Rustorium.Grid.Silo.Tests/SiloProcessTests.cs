@@ -71,7 +71,7 @@ public sealed class SiloProcessTests : IDisposable
             Assert.Equal(JsonValueKind.Null, shards[^1].GetProperty("range").GetProperty("end").ValueKind);
             // The store's statistics count from this start: nothing written yet.
             var store = status.GetProperty("store");
-            Assert.Equal("sqlite", store.GetProperty("store").GetString());
+            Assert.Equal("sqlite", store.GetProperty("provider").GetString());
             Assert.Equal(Path.Combine(data, "shards.db"), store.GetProperty("location").GetString());
             Assert.Equal(0, store.GetProperty("rowsWritten").GetInt64());
 

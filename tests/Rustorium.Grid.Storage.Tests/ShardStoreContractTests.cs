@@ -950,7 +950,7 @@ public abstract class ShardStoreContractTests
         await using var opened = store;
         var shard = await store.ClaimAsync((await ShardAtAsync(store, "41")).ShardId, _ct);
         var start = store.Statistics;
-        Assert.False(string.IsNullOrEmpty(start.Store));
+        Assert.False(string.IsNullOrEmpty(start.Provider));
         Assert.False(string.IsNullOrEmpty(start.Location));
 
         var v1 = DataCommit(shard, Put("41", "aa"), Put("42", "bb"), Put("43", "cc"));

@@ -649,8 +649,10 @@ public sealed class PostgresShardStore : IShardStore
         }
     }
 
-    /// <summary>COMMIT, not cancellable (a COMMIT cut short would leave its outcome unknown); a failure says so.</summary>
-    /// <summary>COMMITs <paramref name="tx"/> and counts it in <see cref="Statistics"/>, with the tree commit it held, if any.</summary>
+    /// <summary>
+    /// COMMIT, not cancellable (a COMMIT cut short would leave its outcome unknown); a failure says so. Counts the transaction
+    /// in <see cref="Statistics"/>, with the tree commit it held, if any.
+    /// </summary>
     private async Task CommitAsync(NpgsqlTransaction tx, string what, int treeCommits = 0, int nodesWritten = 0, int nodesDeleted = 0, long treeTicks = 0)
     {
         try
