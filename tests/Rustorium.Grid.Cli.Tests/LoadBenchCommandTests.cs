@@ -42,7 +42,49 @@ public sealed class LoadBenchCommandTests(SiloFixture silo) : IClassFixture<Silo
         Assert.Contains("preload: 50 keys written", result.Err);
     }
 
+    [Fact]
+    public async Task With_status_urls_the_run_reports_what_the_silos_store_committed_during_it()
+    {
+        var result = await Cli.RunAsync("bench", "load", "--endpoint", silo.Endpoint, "--duration", "1", "--concurrency", "4",
+            "--keys", "100000", "--sync", "Full", "--json", "--status", silo.Silo.StatusUrl);
+
+        Assert.True(result.ExitCode == 0, result + "\n--- silo ---\n" + silo.Silo.Output);
+        using var json = JsonDocument.Parse(result.Out);
+        var root = json.RootElement;
+        long writes = root.GetProperty("writes").GetProperty("ops").GetInt64();
+        var store = root.GetProperty("store");
+        Assert.Equal(1, store.GetProperty("silos").GetInt32());
+        // Every acknowledged write was committed between the two readings; a group keeps one row per key, and the
+        // workers' last calls may land after the count stopped.
+        long rows = store.GetProperty("rowsWritten").GetInt64();
+        Assert.InRange(rows, 1, writes + 4);
+        long commits = store.GetProperty("dataCommits").GetInt64();
+        Assert.InRange(commits, 1, rows);
+        Assert.InRange(store.GetProperty("transactions").GetInt64(), 1, commits + store.GetProperty("treeCommits").GetInt64() + 1000);
+        Assert.True(store.GetProperty("syncSeconds").GetDouble() > 0);
+        Assert.True(store.GetProperty("rowsPerTransaction").GetDouble() > 0);
+
+        var text = await Cli.RunAsync("bench", "load", "--endpoint", silo.Endpoint, "--duration", "0.5", "--concurrency", "2", "--status", silo.Silo.StatusUrl);
+        Assert.True(text.ExitCode == 0, text.ToString());
+        Assert.Matches(@"store:  [\d,]+ rows in [\d,]+ commits", text.Out);
+    }
+
+    [Fact]
+    public async Task A_status_url_that_cannot_be_read_is_unavailable_and_one_that_is_no_status_is_bad_input()
+    {
+        var dead = await Cli.RunAsync("bench", "load", "--endpoint", silo.Endpoint, "--duration", "0.5", "--status", "http://127.0.0.1:1/status");
+        Assert.True(dead.ExitCode == 4, dead.ToString());
+        Assert.Contains("http://127.0.0.1:1/status", dead.Err);
+
+        var health = silo.Silo.StatusUrl.Replace("/status", "/health");
+        var wrong = await Cli.RunAsync("bench", "load", "--endpoint", silo.Endpoint, "--duration", "0.5", "--status", health);
+        Assert.True(wrong.ExitCode == 2, wrong.ToString());
+        Assert.Contains("not a silo's status", wrong.Err);
+    }
+
     [Theory]
+    [InlineData("--status", "not-a-url")]
+    [InlineData("--status", "ftp://127.0.0.1/status")]
     [InlineData("--concurrency", "0")]
     [InlineData("--duration", "0")]
     [InlineData("--duration", "x")]

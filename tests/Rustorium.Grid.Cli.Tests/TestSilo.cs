@@ -15,14 +15,19 @@ internal sealed class TestSilo : IAsyncDisposable
     private readonly StringBuilder _output = new();
     private readonly string _dataDirectory;
 
-    private TestSilo(Process process, int port, string dataDirectory)
+    private TestSilo(Process process, int port, int httpPort, string dataDirectory)
     {
         _process = process;
         Port = port;
+        HttpPort = httpPort;
         _dataDirectory = dataDirectory;
     }
 
     public int Port { get; }
+
+    public int HttpPort { get; }
+
+    public string StatusUrl => $"http://127.0.0.1:{HttpPort}/status";
 
     public string Endpoint => $"127.0.0.1:{Port}";
 
@@ -56,7 +61,7 @@ internal sealed class TestSilo : IAsyncDisposable
             start.Environment.Remove(key);
 
         var process = new Process { StartInfo = start };
-        var silo = new TestSilo(process, port, data);
+        var silo = new TestSilo(process, port, httpPort, data);
         process.OutputDataReceived += (_, e) => silo.Append(e.Data);
         process.ErrorDataReceived += (_, e) => silo.Append(e.Data);
         if (!process.Start()) throw new InvalidOperationException("dotnet did not start");

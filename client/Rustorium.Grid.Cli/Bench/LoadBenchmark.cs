@@ -23,6 +23,9 @@ internal sealed record LoadOpStats(long Ops, double OpsPerSecond, double? MeanMs
 /// <summary>The outcome of a load run.</summary>
 internal sealed record LoadResult(LoadOptions Options, TimeSpan Elapsed, LoadOpStats Writes, LoadOpStats Reads, long Errors, string? FirstError, TimeSpan? PreloadTime)
 {
+    /// <summary>What the silos' shard stores committed during the timed run (<c>--status</c>), or null.</summary>
+    public StoreTotals? Store { get; init; }
+
     public long Ops => Writes.Ops + Reads.Ops;
     public double OpsPerSecond => Ops / Elapsed.TotalSeconds;
 }
@@ -148,7 +151,9 @@ internal static class LoadBenchmark
         public Exception? FirstError;
     }
 
-    public static async Task<LoadResult> RunAsync(GridConsole console, GridClient grid, LoadOptions options, CancellationToken ct)
+    /// <param name="beforeTimedRun">Runs after the preload, right before the timed run starts (e.g. a first reading of the silos' statistics).</param>
+    public static async Task<LoadResult> RunAsync(GridConsole console, GridClient grid, LoadOptions options, CancellationToken ct,
+        Func<Task>? beforeTimedRun = null)
     {
         var keys = BuildKeys(options.KeySize, options.Keys);
         var values = new byte[options.Concurrency][];
@@ -184,6 +189,7 @@ internal static class LoadBenchmark
             console.Error.WriteLine(Invariant($"preload: {keys.Length:N0} keys written in {preloadTime.Value.TotalSeconds:F1} s"));
         }
 
+        if (beforeTimedRun is not null) await beforeTimedRun().ConfigureAwait(false);
         int stop = 0;
         var clock = Stopwatch.StartNew();
         var tasks = new Task[workers.Length];

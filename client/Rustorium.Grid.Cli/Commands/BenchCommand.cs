@@ -194,6 +194,12 @@ internal static class BenchCommand
             DefaultValueFactory = _ => new GridClientOptions().MaxReadBatch,
         }.InRange(1, 10_000);
         var json = new Option<bool>("--json") { Description = "Print one JSON object on stdout (see below)." };
+        var status = new Option<string[]>("--status")
+        {
+            Description = "Status URL(s) of the silos under load (http://host:port/status): report what their shard stores committed during the run.",
+            HelpName = "URL",
+            AllowMultipleArgumentsPerToken = true,
+        };
 
         var command = new GridCommand("load", "Load a running grid: N concurrent workers of reads and writes for S seconds; ops/s and latency percentiles.")
         {
@@ -206,6 +212,10 @@ internal static class BenchCommand
                 JSON fields: concurrency, seconds, readRatio, keys, keySize, valueSize, sync, proof, readBatch, ops,
                 opsPerSecond, errors, firstError, preloadSeconds, and writes / reads objects with ops, opsPerSecond,
                 meanMs, p50Ms, p99Ms, p999Ms, maxMs (latencies null when there were no such operations).
+                With --status, each silo's GET /status is read before and after the timed run, and store (null
+                without --status) holds the difference summed over them: silos, dataCommits, rowsWritten,
+                treeCommits, nodesWritten, nodesDeleted, transactions, dataCommitSeconds, treeCommitSeconds,
+                syncSeconds, rowsPerTransaction, nodeRowsPerRow (docs/storage.md "Statistics").
                 """,
             Examples =
             [
@@ -213,6 +223,7 @@ internal static class BenchCommand
                 "grid bench load --keys 10000 --preload --read-ratio 1 --json",
                 "grid bench load --proof --duration 5",
                 "grid bench load --keys 10000 --preload --read-ratio 1 --read-batch 1   # reads one call each, to compare",
+                "grid bench load --keys 1000000 --duration 40 --status http://127.0.0.1:7480/status   # and where the store's time went",
             ],
             ExitCodes =
             [
@@ -221,7 +232,7 @@ internal static class BenchCommand
                 (ExitCode.Unavailable, "no silo reachable"),
             ],
         };
-        foreach (var option in new Option[] { endpoint, concurrency, duration, readRatio, keySize, valueSize, keys, sync, proof, preload, readBatch, json })
+        foreach (var option in new Option[] { endpoint, concurrency, duration, readRatio, keySize, valueSize, keys, sync, proof, preload, readBatch, json, status })
             command.Options.Add(option);
 
         command.SetAction(async (parse, ct) =>
@@ -232,6 +243,7 @@ internal static class BenchCommand
                 throw GridCommandException.BadInput($"--proof writes are always durable (write with proof): --sync {syncMode} cannot apply.");
             if (syncMode is { } m && !Enum.IsDefined(m)) throw GridCommandException.BadInput($"--sync must be Full, Async or None; got '{m}'.");
             if (LoadBenchmark.KeySpaceProblem(parse.GetValue(keySize), parse.GetValue(keys)) is { } problem) throw GridCommandException.BadInput(problem);
+            if (StoreStatusProbe.Problem(parse.GetValue(status) ?? [], out var statusUrls) is { } badUrl) throw GridCommandException.BadInput(badUrl);
             var options = new LoadOptions(
                 parse.GetValue(concurrency), TimeSpan.FromSeconds(parse.GetValue(duration)), parse.GetValue(readRatio),
                 parse.GetValue(keySize), parse.GetValue(valueSize), parse.GetValue(keys), syncMode ?? SyncMode.Full, withProof, parse.GetValue(preload),
@@ -239,7 +251,12 @@ internal static class BenchCommand
 
             return await DataCommands.ConnectAndRunAsync(parse.GetValue(endpoint), async grid =>
             {
-                var result = await LoadBenchmark.RunAsync(console, grid, options, ct).ConfigureAwait(false);
+                using var probe = statusUrls.Count > 0 ? new StoreStatusProbe(statusUrls) : null;
+                StoreTotals? before = null;
+                var result = await LoadBenchmark.RunAsync(console, grid, options, ct,
+                    probe is null ? null : async () => before = await probe.ReadAsync(ct).ConfigureAwait(false)).ConfigureAwait(false);
+                if (probe is not null && before is not null)
+                    result = result with { Store = (await probe.ReadAsync(ct).ConfigureAwait(false)).Minus(before) };
                 if (result.Ops == 0 && result.Errors > 0)
                     throw new GridException(GridErrorCode.Unavailable, $"every call failed ({result.Errors:N0} errors); first: {result.FirstError}");
                 if (parse.GetValue(json)) console.Out.WriteLine(JsonText.Object(w => WriteLoad(w, result)));
@@ -269,6 +286,25 @@ internal static class BenchCommand
         if (r.PreloadTime is { } p) w.WriteNumber("preloadSeconds", Math.Round(p.TotalSeconds, 3)); else w.WriteNull("preloadSeconds");
         WriteOps(w, "writes", r.Writes);
         WriteOps(w, "reads", r.Reads);
+        if (r.Store is not { } st)
+        {
+            w.WriteNull("store");
+            return;
+        }
+        w.WriteStartObject("store");
+        w.WriteNumber("silos", st.Silos);
+        w.WriteNumber("dataCommits", st.DataCommits);
+        w.WriteNumber("rowsWritten", st.RowsWritten);
+        w.WriteNumber("treeCommits", st.TreeCommits);
+        w.WriteNumber("nodesWritten", st.NodesWritten);
+        w.WriteNumber("nodesDeleted", st.NodesDeleted);
+        w.WriteNumber("transactions", st.Transactions);
+        w.WriteNumber("dataCommitSeconds", Math.Round(st.DataCommitSeconds, 3));
+        w.WriteNumber("treeCommitSeconds", Math.Round(st.TreeCommitSeconds, 3));
+        w.WriteNumber("syncSeconds", Math.Round(st.SyncSeconds, 3));
+        if (st.RowsPerTransaction is { } rpt) w.WriteNumber("rowsPerTransaction", Math.Round(rpt, 2)); else w.WriteNull("rowsPerTransaction");
+        if (st.NodeRowsPerRow is { } nrr) w.WriteNumber("nodeRowsPerRow", Math.Round(nrr, 2)); else w.WriteNull("nodeRowsPerRow");
+        w.WriteEndObject();
     }
 
     private static void WriteOps(Utf8JsonWriter w, string name, LoadOpStats s)
@@ -292,6 +328,11 @@ internal static class BenchCommand
         {
             if (s.Ops == 0) continue;
             o.WriteLine(Invariant($"{name + ":",-7} {s.OpsPerSecond:N0} ops/s ({s.Ops:N0}), latency ms: p50 {s.P50Ms:F3}  p99 {s.P99Ms:F3}  p99.9 {s.P999Ms:F3}  max {s.MaxMs:F3}  mean {s.MeanMs:F3}"));
+        }
+        if (r.Store is { } st)
+        {
+            o.WriteLine(Invariant($"store:  {st.RowsWritten:N0} rows in {st.DataCommits:N0} commits and {st.Transactions:N0} transactions ({st.RowsPerTransaction ?? 0:F1} rows a transaction) on {st.Silos} silo(s); {st.TreeCommits:N0} tree commits, {st.NodesWritten:N0} node rows stored and {st.NodesDeleted:N0} deleted ({st.NodeRowsPerRow ?? 0:F1} per row)"));
+            o.WriteLine(Invariant($"        time in data commits {st.DataCommitSeconds:F1} s, tree commits {st.TreeCommitSeconds:F1} s, COMMIT {st.SyncSeconds:F1} s"));
         }
         if (r.FirstError is not null) o.WriteLine($"first error: {r.FirstError}");
     }
