@@ -75,21 +75,17 @@ internal sealed class ShardStoreMeter : IDisposable
 
     private static long Read(ref long counter) => Interlocked.Read(ref counter);
 
-    /// <summary>
-    /// One store transaction was committed: it held <paramref name="dataCommits"/> data commits of <paramref name="rows"/> rows
-    /// and <paramref name="treeCommits"/> tree commits, which stored and deleted the given node rows; their statements took
-    /// <paramref name="dataTicks"/> and <paramref name="treeTicks"/>, COMMIT <paramref name="syncTicks"/> (Stopwatch ticks).
-    /// </summary>
-    public void Committed(int dataCommits, int rows, int treeCommits, int nodesWritten, int nodesDeleted, long dataTicks, long treeTicks, long syncTicks)
+    /// <summary>One store transaction holding <paramref name="work"/> was committed; COMMIT took <paramref name="syncTicks"/> (Stopwatch ticks).</summary>
+    public void Committed(in StoreWork work, long syncTicks)
     {
         Interlocked.Increment(ref _transactions);
-        if (dataCommits != 0) Interlocked.Add(ref _dataCommits, dataCommits);
-        if (rows != 0) Interlocked.Add(ref _rows, rows);
-        if (treeCommits != 0) Interlocked.Add(ref _treeCommits, treeCommits);
-        if (nodesWritten != 0) Interlocked.Add(ref _nodesWritten, nodesWritten);
-        if (nodesDeleted != 0) Interlocked.Add(ref _nodesDeleted, nodesDeleted);
-        if (dataTicks != 0) Interlocked.Add(ref _dataTicks, dataTicks);
-        if (treeTicks != 0) Interlocked.Add(ref _treeTicks, treeTicks);
+        if (work.DataCommits != 0) Interlocked.Add(ref _dataCommits, work.DataCommits);
+        if (work.Rows != 0) Interlocked.Add(ref _rows, work.Rows);
+        if (work.TreeCommits != 0) Interlocked.Add(ref _treeCommits, work.TreeCommits);
+        if (work.NodesWritten != 0) Interlocked.Add(ref _nodesWritten, work.NodesWritten);
+        if (work.NodesDeleted != 0) Interlocked.Add(ref _nodesDeleted, work.NodesDeleted);
+        if (work.DataTicks != 0) Interlocked.Add(ref _dataTicks, work.DataTicks);
+        if (work.TreeTicks != 0) Interlocked.Add(ref _treeTicks, work.TreeTicks);
         Interlocked.Add(ref _syncTicks, syncTicks);
     }
 
@@ -100,4 +96,20 @@ internal sealed class ShardStoreMeter : IDisposable
         Stopwatch.GetElapsedTime(0, Read(ref _syncTicks)));
 
     public void Dispose() => _meter.Dispose();
+}
+
+/// <summary>What the commits of one store transaction wrote, and the time their statements took (Stopwatch ticks); summed with <c>+</c>.</summary>
+internal readonly record struct StoreWork(int DataCommits, int Rows, int TreeCommits, int NodesWritten, int NodesDeleted, long DataTicks, long TreeTicks)
+{
+    /// <summary>A data commit of <paramref name="commit"/>'s rows (and, combined, its nodes) whose statements took <paramref name="ticks"/>.</summary>
+    public static StoreWork Data(ShardCommit commit, int rows, long ticks) =>
+        new(1, rows, 0, commit.AddedNodes.Count, commit.RemovedNodes.Count, ticks, 0);
+
+    /// <summary>A tree commit whose statements took <paramref name="ticks"/>.</summary>
+    public static StoreWork Tree(ShardTreeCommit commit, long ticks) =>
+        new(0, 0, 1, commit.AddedNodes.Count, commit.RemovedNodes.Count, 0, ticks);
+
+    public static StoreWork operator +(StoreWork a, StoreWork b) => new(
+        a.DataCommits + b.DataCommits, a.Rows + b.Rows, a.TreeCommits + b.TreeCommits, a.NodesWritten + b.NodesWritten,
+        a.NodesDeleted + b.NodesDeleted, a.DataTicks + b.DataTicks, a.TreeTicks + b.TreeTicks);
 }

@@ -349,20 +349,8 @@ public sealed class PostgresShardStore : IShardStore
                 CommitChecks.CheckInRange(commit, range!, sorted.AsSpan(0, count));
                 CommitChecks.CheckKeyCount(commit, storedKeyCount, inserted, deleted);
                 CommitChecks.CheckCombined(commit, storedTreeVersion);
-                long statements = Stopwatch.GetTimestamp();
-                try
-                {
-                    // Not cancellable: a COMMIT cut short would leave its outcome unknown to the caller.
-                    await tx.CommitAsync(CancellationToken.None).ConfigureAwait(false);
-                    long done = Stopwatch.GetTimestamp();
-                    _meter.Committed(1, count, 0, commit.AddedNodes.Count, commit.RemovedNodes.Count, statements - start, 0, done - statements);
-                }
-                catch (Exception e) when (PostgresErrors.IsDatabaseFailure(e))
-                {
-                    var failure = PostgresErrors.Map(e, _where, $"Committing to shard {commit.ShardId}");
-                    throw new GridException(failure.Code,
-                        failure.Message + " The connection failed during COMMIT: the commit may or may not have been applied; re-read the shard's version.", e);
-                }
+                await CommitAsync(tx, $"Committing to shard {commit.ShardId}", StoreWork.Data(commit, count, Stopwatch.GetTimestamp() - start),
+                    "the commit may or may not have been applied; re-read the shard's version").ConfigureAwait(false);
             }
             catch (Exception e) when (PostgresErrors.IsDatabaseFailure(e))
             {
@@ -433,7 +421,7 @@ public sealed class PostgresShardStore : IShardStore
                 if (!known) throw CommitChecks.UnknownShard(commit.ShardId);
                 CommitChecks.CheckTreeCommitAgainst(commit, epoch, version, treeVersion);
                 if (!applied) throw new GridException(GridErrorCode.Internal, $"Shard {commit.ShardId} changed under its own row lock.");
-                await CommitAsync(tx, what, 1, commit.AddedNodes.Count, commit.RemovedNodes.Count, Stopwatch.GetTimestamp() - start).ConfigureAwait(false);
+                await CommitAsync(tx, what, StoreWork.Tree(commit, Stopwatch.GetTimestamp() - start)).ConfigureAwait(false);
             }
             catch (Exception e) when (PostgresErrors.IsDatabaseFailure(e))
             {
@@ -650,22 +638,22 @@ public sealed class PostgresShardStore : IShardStore
     }
 
     /// <summary>
-    /// COMMIT, not cancellable (a COMMIT cut short would leave its outcome unknown); a failure says so. Counts the transaction
-    /// in <see cref="Statistics"/>, with the tree commit it held, if any.
+    /// COMMIT, not cancellable (a COMMIT cut short would leave its outcome unknown to the caller); a failure says so, with
+    /// <paramref name="unknownOutcome"/>. Counts the transaction and the <paramref name="work"/> it held in <see cref="Statistics"/>.
     /// </summary>
-    private async Task CommitAsync(NpgsqlTransaction tx, string what, int treeCommits = 0, int nodesWritten = 0, int nodesDeleted = 0, long treeTicks = 0)
+    private async Task CommitAsync(NpgsqlTransaction tx, string what, StoreWork work = default,
+        string unknownOutcome = "it may or may not have been applied; re-read the shard layout")
     {
         try
         {
             long start = Stopwatch.GetTimestamp();
             await tx.CommitAsync(CancellationToken.None).ConfigureAwait(false);
-            _meter.Committed(0, 0, treeCommits, nodesWritten, nodesDeleted, 0, treeTicks, Stopwatch.GetTimestamp() - start);
+            _meter.Committed(work, Stopwatch.GetTimestamp() - start);
         }
         catch (Exception e) when (PostgresErrors.IsDatabaseFailure(e))
         {
             var failure = PostgresErrors.Map(e, _where, what);
-            throw new GridException(failure.Code,
-                failure.Message + " The connection failed during COMMIT: it may or may not have been applied; re-read the shard layout.", e);
+            throw new GridException(failure.Code, $"{failure.Message} The connection failed during COMMIT: {unknownOutcome}.", e);
         }
     }
 

@@ -171,8 +171,7 @@ internal sealed class SqliteWriter : IDisposable
     private readonly ShardStoreMeter _meter;
 
     // What the jobs of the running transaction wrote: handed to the meter once COMMIT returned, dropped if it rolls back.
-    private int _pendingDataCommits, _pendingRows, _pendingTreeCommits, _pendingNodesWritten, _pendingNodesDeleted;
-    private long _pendingDataTicks, _pendingTreeTicks;
+    private StoreWork _pending;
 
     /// <summary>Starts the writer thread (once the rest of the store opened).</summary>
     public void Start() => _thread.Start();
@@ -232,7 +231,7 @@ internal sealed class SqliteWriter : IDisposable
     {
         group.RemoveAll(static job => !job.TryStart());
         if (group.Count == 0) return;
-        ForgetPending();
+        _pending = default;
 
         SqliteTransaction? tx = null;
         try
@@ -281,7 +280,7 @@ internal sealed class SqliteWriter : IDisposable
             long syncStart = Stopwatch.GetTimestamp();
             tx.Commit();
             tx = null;
-            RecordPending(Stopwatch.GetTimestamp() - syncStart);
+            _meter.Committed(_pending, Stopwatch.GetTimestamp() - syncStart);
             foreach (var job in group) job.Complete();
         }
         catch (Exception e)
@@ -304,19 +303,6 @@ internal sealed class SqliteWriter : IDisposable
             }
             foreach (var command in _commands) command.Transaction = null;
         }
-    }
-
-    private void ForgetPending()
-    {
-        _pendingDataCommits = _pendingRows = _pendingTreeCommits = _pendingNodesWritten = _pendingNodesDeleted = 0;
-        _pendingDataTicks = _pendingTreeTicks = 0;
-    }
-
-    private void RecordPending(long syncTicks)
-    {
-        _meter.Committed(_pendingDataCommits, _pendingRows, _pendingTreeCommits, _pendingNodesWritten, _pendingNodesDeleted,
-            _pendingDataTicks, _pendingTreeTicks, syncTicks);
-        ForgetPending();
     }
 
     private Exception Translate(Exception e, string operation) =>
@@ -427,11 +413,7 @@ internal sealed class SqliteWriter : IDisposable
         _updExpected.Value = commit.ExpectedVersion;
         if (_updateShard.ExecuteNonQuery() != 1)
             throw new GridException(GridErrorCode.Internal, $"Shard {commit.ShardId} changed under its own commit.");
-        _pendingDataCommits++;
-        _pendingRows += rowCount;
-        _pendingNodesWritten += commit.AddedNodes.Count;
-        _pendingNodesDeleted += commit.RemovedNodes.Count;
-        _pendingDataTicks += Stopwatch.GetTimestamp() - start;
+        _pending += StoreWork.Data(commit, rowCount, Stopwatch.GetTimestamp() - start);
         return true;
     }
 
@@ -497,10 +479,7 @@ internal sealed class SqliteWriter : IDisposable
         _deleteUnfoldedThrough.Parameters["$shard"].Value = commit.ShardId;
         _deleteUnfoldedThrough.Parameters["$version"].Value = commit.NewTreeVersion;
         _deleteUnfoldedThrough.ExecuteNonQuery();
-        _pendingTreeCommits++;
-        _pendingNodesWritten += commit.AddedNodes.Count;
-        _pendingNodesDeleted += commit.RemovedNodes.Count;
-        _pendingTreeTicks += Stopwatch.GetTimestamp() - start;
+        _pending += StoreWork.Tree(commit, Stopwatch.GetTimestamp() - start);
         return true;
     }
 
