@@ -40,6 +40,8 @@ public interface ISmtNodeStore
     /// <see cref="Root"/> to <see cref="SmtNodeBatch.NewRoot"/>. Removal before addition makes a hash that
     /// appears in both lists (never produced by <see cref="SparseMerkleTree"/>, but harmless) end up stored.
     /// The batch belongs to the caller and is reused after the call: copy what you keep.
+    /// A store keyed by position (<see cref="ISmtPositionedNodeStore"/>) applies the same changes by position instead:
+    /// see <see cref="SmtNodeBatch"/>.
     /// </remarks>
     /// <exception cref="SmtException"><see cref="SmtErrorCode.Conflict"/> when the root moved.</exception>
     void Commit(SmtNodeBatch batch);
@@ -61,10 +63,41 @@ public interface ISmtBulkNodeReader
     void GetNodes(ReadOnlySpan<Fr> hashes, Span<SmtNode> nodes, Span<bool> found);
 }
 
-/// <summary>A node to add to a store, under its hash.</summary>
+/// <summary>
+/// Optional for an <see cref="ISmtNodeStore"/> that keeps nodes by position (<see cref="SmtPosition"/>) rather than by
+/// hash: the tree then reads every node at the position it expects it, and a write that replaces a node can change it in
+/// place. The tree knows each position because it walks from the root.
+/// </summary>
+public interface ISmtPositionedNodeStore : ISmtNodeStore
+{
+    /// <summary>
+    /// The node at <paramref name="position"/>, if the node there has hash <paramref name="hash"/>; false if the
+    /// position is empty or holds another node (the tree reports either as <see cref="SmtErrorCode.CorruptStore"/>).
+    /// </summary>
+    bool TryGetNodeAt(in Fr hash, in SmtPosition position, out SmtNode node);
+
+    /// <summary>Many lookups at once, each answered as <see cref="TryGetNodeAt"/> would.</summary>
+    /// <exception cref="ArgumentException">The spans differ in length.</exception>
+    void GetNodesAt(ReadOnlySpan<Fr> hashes, ReadOnlySpan<SmtPosition> positions, Span<SmtNode> nodes, Span<bool> found);
+}
+
+/// <summary>A node to add to a store, under its hash, with its position in the tree when the producer knows it.</summary>
 /// <param name="Hash">The node's hash (<see cref="SmtNode.Hash"/>), already computed.</param>
 /// <param name="Node">The node.</param>
-public readonly record struct SmtNodeEntry(Fr Hash, SmtNode Node);
+/// <param name="Position">Where it sits (<see cref="SmtPosition.None"/> if not known; a <see cref="SparseMerkleTree"/> always gives it).</param>
+public readonly record struct SmtNodeEntry(Fr Hash, SmtNode Node, SmtPosition Position = default);
+
+/// <summary>
+/// A leaf that stays in the tree unchanged (same hash) but moves to another level: pushed down when a key arrives that
+/// shares its path, or up when the last other key below its parent leaves. A store keyed by hash has nothing to do; a
+/// store keyed by position empties <paramref name="From"/> (unless something else arrives there) and stores the leaf
+/// at <paramref name="To"/>.
+/// </summary>
+/// <param name="Hash">The leaf's hash.</param>
+/// <param name="Node">The leaf.</param>
+/// <param name="From">Where it was.</param>
+/// <param name="To">Where it is now.</param>
+public readonly record struct SmtNodeMove(Fr Hash, SmtNode Node, SmtPosition From, SmtPosition To);
 
 /// <summary>
 /// The changes of one tree operation, applied by <see cref="ISmtNodeStore.Commit"/> in one step:
@@ -72,16 +105,26 @@ public readonly record struct SmtNodeEntry(Fr Hash, SmtNode Node);
 /// <see cref="OldRoot"/> → <see cref="NewRoot"/>.
 /// </summary>
 /// <remarks>
-/// Reusable: <see cref="Clear"/> keeps the buffers, so a tree commits without allocating once the
+/// <para><b>Positions.</b> A <see cref="SparseMerkleTree"/> gives every change its place in the tree: each added node's
+/// <see cref="SmtNodeEntry.Position"/>, each removed node's position (<see cref="RemovedPositions"/>, parallel to
+/// <see cref="Removed"/>), and the leaves that only moved (<see cref="Moved"/>). A store keyed by position applies a
+/// batch as: empty every removed position and every move's <see cref="SmtNodeMove.From"/>, then store every added node
+/// and every moved leaf at its new position; a position emptied and filled in one batch is a change in place. After
+/// that the positions hold exactly the nodes reachable from <see cref="NewRoot"/>, each where a walk from the root finds
+/// it. A store keyed by hash ignores the positions and the moves.</para>
+/// <para>Reusable: <see cref="Clear"/> keeps the buffers, so a tree commits without allocating once the
 /// buffers have grown to its path length. Exposed as spans so a disk store can bind them to one bulk
-/// statement each (e.g. PostgreSQL <c>unnest</c> arrays, or SQLite prepared statements in one transaction).
+/// statement each (e.g. PostgreSQL <c>unnest</c> arrays, or SQLite prepared statements in one transaction).</para>
 /// </remarks>
 public sealed class SmtNodeBatch
 {
     private SmtNodeEntry[] _added;
     private Fr[] _removed;
+    private SmtPosition[] _removedAt;
+    private SmtNodeMove[] _moved = new SmtNodeMove[4];
     private int _addedCount;
     private int _removedCount;
+    private int _movedCount;
 
     /// <summary>An empty batch.</summary>
     public SmtNodeBatch() : this(16) { }
@@ -92,6 +135,7 @@ public sealed class SmtNodeBatch
         ArgumentOutOfRangeException.ThrowIfNegative(capacity);
         _added = new SmtNodeEntry[Math.Max(capacity, 4)];
         _removed = new Fr[Math.Max(capacity, 4)];
+        _removedAt = new SmtPosition[_removed.Length];
     }
 
     /// <summary>The root the store must currently have (optimistic concurrency check).</summary>
@@ -106,28 +150,49 @@ public sealed class SmtNodeBatch
     /// <summary>Hashes of nodes to delete (replaced or removed by the operation).</summary>
     public ReadOnlySpan<Fr> Removed => _removed.AsSpan(0, _removedCount);
 
+    /// <summary>Where each node of <see cref="Removed"/> sat (same order; <see cref="SmtPosition.None"/> where not given).</summary>
+    public ReadOnlySpan<SmtPosition> RemovedPositions => _removedAt.AsSpan(0, _removedCount);
+
+    /// <summary>Leaves that stay but change level (see <see cref="SmtNodeMove"/>).</summary>
+    public ReadOnlySpan<SmtNodeMove> Moved => _moved.AsSpan(0, _movedCount);
+
     /// <summary>Number of nodes to add.</summary>
     public int AddedCount => _addedCount;
 
     /// <summary>Number of hashes to delete.</summary>
     public int RemovedCount => _removedCount;
 
-    /// <summary>True when the batch neither adds nor deletes nodes.</summary>
-    public bool IsEmpty => _addedCount == 0 && _removedCount == 0;
+    /// <summary>True when the batch neither adds, deletes nor moves nodes.</summary>
+    public bool IsEmpty => _addedCount == 0 && _removedCount == 0 && _movedCount == 0;
 
-    /// <summary>Queues <paramref name="node"/> under <paramref name="hash"/> (which must be its hash).</summary>
-    public void Add(in Fr hash, in SmtNode node)
+    /// <summary>Queues <paramref name="node"/> under <paramref name="hash"/> (which must be its hash), at <paramref name="position"/> if known.</summary>
+    public void Add(in Fr hash, in SmtNode node, in SmtPosition position = default)
     {
         if (_addedCount == _added.Length) Array.Resize(ref _added, _added.Length * 2);
-        _added[_addedCount++] = new SmtNodeEntry(hash, node);
+        _added[_addedCount++] = new SmtNodeEntry(hash, node, position);
     }
 
-    /// <summary>Queues the deletion of the node stored under <paramref name="hash"/>; 0 (the empty subtree) is ignored.</summary>
-    public void Remove(in Fr hash)
+    /// <summary>
+    /// Queues the deletion of the node stored under <paramref name="hash"/> (at <paramref name="position"/> if known);
+    /// 0 (the empty subtree) is ignored.
+    /// </summary>
+    public void Remove(in Fr hash, in SmtPosition position = default)
     {
         if (hash.IsZero) return;
-        if (_removedCount == _removed.Length) Array.Resize(ref _removed, _removed.Length * 2);
+        if (_removedCount == _removed.Length)
+        {
+            Array.Resize(ref _removed, _removed.Length * 2);
+            Array.Resize(ref _removedAt, _removed.Length);
+        }
+        _removedAt[_removedCount] = position;
         _removed[_removedCount++] = hash;
+    }
+
+    /// <summary>Queues the move of leaf <paramref name="node"/> (hash <paramref name="hash"/>) from <paramref name="from"/> to <paramref name="to"/>.</summary>
+    public void Move(in Fr hash, in SmtNode node, in SmtPosition from, in SmtPosition to)
+    {
+        if (_movedCount == _moved.Length) Array.Resize(ref _moved, _moved.Length * 2);
+        _moved[_movedCount++] = new SmtNodeMove(hash, node, from, to);
     }
 
     /// <summary>Empties the batch (keeping its buffers) and zeroes both roots.</summary>
@@ -136,6 +201,7 @@ public sealed class SmtNodeBatch
         // Entries are plain data (no references), so the stale tail needs no clearing for the GC.
         _addedCount = 0;
         _removedCount = 0;
+        _movedCount = 0;
         OldRoot = Fr.Zero;
         NewRoot = Fr.Zero;
     }

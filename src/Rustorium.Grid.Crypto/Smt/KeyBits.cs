@@ -25,7 +25,7 @@ internal readonly struct KeyBits
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private ulong Limb(int index) => index switch { 0 => _0, 1 => _1, 2 => _2, _ => _3 };
+    internal ulong Limb(int index) => index switch { 0 => _0, 1 => _1, 2 => _2, _ => _3 };
 
     /// <summary>Bit <paramref name="level"/> (0..255): true = go right.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -68,7 +68,7 @@ public sealed partial class SparseMerkleTree
         if (values.Length != keys.Length || found.Length != keys.Length)
             throw new ArgumentException($"{keys.Length} keys need as many value and found slots; got {values.Length} and {found.Length}.", nameof(values));
         _preloaded.Clear();
-        if (_store is ISmtBulkNodeReader && keys.Length > 1)
+        if ((_store is ISmtBulkNodeReader || _positioned is not null) && keys.Length > 1)
         {
             var items = new BatchItem[keys.Length];
             for (int i = 0; i < keys.Length; i++) items[i] = new BatchItem(SmtChange.Upsert(keys[i], Fr.Zero), KeyBits.Of(keys[i]));
@@ -87,17 +87,24 @@ public sealed partial class SparseMerkleTree
     /// </summary>
     private void Preload(in Fr root, ReadOnlySpan<BatchItem> items)
     {
-        if (_store is not ISmtBulkNodeReader bulk || root.IsZero) return;
+        var bulk = _store as ISmtBulkNodeReader;
+        if ((bulk is null && _positioned is null) || root.IsZero) return;
         var frontier = new List<(Fr Hash, int Start, int End)> { (root, 0, items.Length) };
         var next = new List<(Fr Hash, int Start, int End)>();
         var hashes = new List<Fr>();
+        var positions = new List<SmtPosition>();
         var nodes = Array.Empty<SmtNode>();
         var found = Array.Empty<bool>();
         for (int level = 0; frontier.Count > 0 && level <= MaxDepth; level++)
         {
             hashes.Clear();
-            foreach (var (hash, _, _) in frontier)
-                if (!_preloaded.ContainsKey(hash)) hashes.Add(hash);
+            positions.Clear();
+            foreach (var (hash, start, _) in frontier)
+            {
+                if (_preloaded.ContainsKey(hash)) continue;
+                hashes.Add(hash);
+                positions.Add(SmtPosition.Of(items[start].Bits, level));
+            }
             if (hashes.Count > 0)
             {
                 if (nodes.Length < hashes.Count)
@@ -105,7 +112,10 @@ public sealed partial class SparseMerkleTree
                     nodes = new SmtNode[Math.Max(hashes.Count, 2 * nodes.Length)];
                     found = new bool[nodes.Length];
                 }
-                bulk.GetNodes(CollectionsMarshal.AsSpan(hashes), nodes.AsSpan(0, hashes.Count), found.AsSpan(0, hashes.Count));
+                if (_positioned is not null)
+                    _positioned.GetNodesAt(CollectionsMarshal.AsSpan(hashes), CollectionsMarshal.AsSpan(positions), nodes.AsSpan(0, hashes.Count), found.AsSpan(0, hashes.Count));
+                else
+                    bulk!.GetNodes(CollectionsMarshal.AsSpan(hashes), nodes.AsSpan(0, hashes.Count), found.AsSpan(0, hashes.Count));
                 for (int i = 0; i < hashes.Count; i++)
                     if (found[i]) _preloaded[hashes[i]] = nodes[i];
             }
@@ -300,12 +310,17 @@ public sealed partial class SparseMerkleTree
         NewMiddle,
     }
 
-    /// <summary>A node of the planned tree: existing (A = its hash), a new leaf (A = key, B = value) or a new middle node (Left/Right refs).</summary>
+    /// <summary>
+    /// A node of the planned tree: existing (A = its hash, Pos = where it is stored, Node = the leaf once known), a new leaf
+    /// (A = key, B = value) or a new middle node (Left/Right refs). New nodes get their positions when the plan is finished.
+    /// </summary>
     private struct Pending
     {
         public PendingKind Kind;
         public Fr A, B;
         public int Left, Right;
+        public SmtPosition Pos;
+        public SmtNode Node;
     }
 
     /// <summary>Plans and hashes one batch. Node references are indexes into <see cref="_pending"/>; <see cref="Empty"/> is the empty subtree.</summary>
@@ -334,21 +349,22 @@ public sealed partial class SparseMerkleTree
         public int Plan(Fr hash, int level, Span<BatchItem> items)
         {
             if (hash.IsZero) return PlanAtEmpty(level, items);
-            var node = _tree.Load(in hash, level);
-            if (node.IsLeaf) return PlanAtLeaf(in hash, in node, level, items);
+            var at = SmtPosition.Of(items[0].Bits, level);
+            var node = _tree.Load(in hash, in at);
+            if (node.IsLeaf) return PlanAtLeaf(in hash, in node, in at, items);
             if (level >= MaxDepth)
                 throw SmtException.Corrupt($"Middle node {hash} at level {level}: no two keys below p can share {MaxDepth} path bits.");
 
             int split = SplitByBit(items, level);
-            int left = split == 0 ? Existing(node.A) : Plan(node.A, level + 1, items[..split]);
-            int right = split == items.Length ? Existing(node.B) : Plan(node.B, level + 1, items[split..]);
+            int left = split == 0 ? Existing(node.A, at.Child(false)) : Plan(node.A, level + 1, items[..split]);
+            int right = split == items.Length ? Existing(node.B, at.Child(true)) : Plan(node.B, level + 1, items[split..]);
 
-            if (IsUnchanged(left, node.A) && IsUnchanged(right, node.B)) return Add(PendingKind.ExistingMiddle, hash, default);
+            if (IsUnchanged(left, node.A) && IsUnchanged(right, node.B)) return AddExisting(PendingKind.ExistingMiddle, hash, at);
 
-            _batch.Remove(hash);
+            _batch.Remove(hash, at);
             if (left == Empty && right == Empty) return Empty;
-            if (left == Empty && IsLeaf(right, level + 1)) return right;   // the lone leaf moves up
-            if (right == Empty && IsLeaf(left, level + 1)) return left;
+            if (left == Empty && IsLeaf(right)) return right;   // the lone leaf moves up
+            if (right == Empty && IsLeaf(left)) return left;
             return AddMiddle(left, right);
         }
 
@@ -363,8 +379,9 @@ public sealed partial class SparseMerkleTree
             return Layout(level, _leaves.AsSpan(0, items.Length));
         }
 
-        private int PlanAtLeaf(in Fr hash, in SmtNode node, int level, Span<BatchItem> items)
+        private int PlanAtLeaf(in Fr hash, in SmtNode node, in SmtPosition at, Span<BatchItem> items)
         {
+            int level = at.Level;
             var oldKey = node.A;
             var oldBits = KeyBits.Of(oldKey);
             int diverge = oldBits.FirstDifference(items[0].Bits);
@@ -372,38 +389,38 @@ public sealed partial class SparseMerkleTree
                 throw SmtException.Corrupt($"Leaf of key {oldKey} sits at level {level} on a path its key does not follow (bit {diverge} differs).");
 
             // Where the existing leaf goes in path order: at its own change, or before the first larger key.
-            int at = 0;
+            int index = 0;
             bool matched = false;
-            while (at < items.Length)
+            while (index < items.Length)
             {
-                int cmp = KeyBits.ComparePathOrder(items[at].Bits, oldBits);
+                int cmp = KeyBits.ComparePathOrder(items[index].Bits, oldBits);
                 if (cmp == 0) { matched = true; break; }
                 if (cmp > 0) break;
-                at++;
+                index++;
             }
 
             int n = 0;
             for (int i = 0; i < items.Length; i++)
             {
-                if (i == at && !matched) _leaves[n++] = new LeafEntry(oldBits, Add(PendingKind.ExistingLeaf, hash, default));
+                if (i == index && !matched) _leaves[n++] = new LeafEntry(oldBits, AddExistingLeaf(in hash, in node, in at));
                 var c = items[i].Change;
-                if (matched && i == at)
+                if (matched && i == index)
                 {
                     switch (c.Op)
                     {
                         case SmtOp.Insert:
                             throw SmtException.KeyExists(c.Key);
                         case SmtOp.Delete:
-                            _batch.Remove(hash);
+                            _batch.Remove(hash, at);
                             break;
                         default: // Update, Upsert
                             if (c.Value == node.B)
                             {
-                                _leaves[n++] = new LeafEntry(oldBits, Add(PendingKind.ExistingLeaf, hash, default));
+                                _leaves[n++] = new LeafEntry(oldBits, AddExistingLeaf(in hash, in node, in at));
                             }
                             else
                             {
-                                _batch.Remove(hash);
+                                _batch.Remove(hash, at);
                                 _leaves[n++] = new LeafEntry(oldBits, Add(PendingKind.NewLeaf, c.Key, c.Value));
                             }
                             break;
@@ -413,7 +430,7 @@ public sealed partial class SparseMerkleTree
                 if (c.Op is SmtOp.Update or SmtOp.Delete) throw SmtException.KeyNotFound(c.Key, OpName(c.Op));
                 _leaves[n++] = new LeafEntry(items[i].Bits, Add(PendingKind.NewLeaf, c.Key, c.Value));
             }
-            if (at == items.Length) _leaves[n++] = new LeafEntry(oldBits, Add(PendingKind.ExistingLeaf, hash, default));
+            if (index == items.Length) _leaves[n++] = new LeafEntry(oldBits, AddExistingLeaf(in hash, in node, in at));
             return Layout(level, _leaves.AsSpan(0, n));
         }
 
@@ -553,20 +570,39 @@ public sealed partial class SparseMerkleTree
             for (int j = 0; j < group.Length; j++) _hashes[group[j]] = outputs[j];
         }
 
-        /// <summary>Adds every new node to the batch and returns the new root hash (every round has run).</summary>
+        /// <summary>
+        /// Adds every new node to the batch at its position, children before parents, and every stored leaf that changed
+        /// level as a move; returns the new root hash (every round has run).
+        /// </summary>
         public Fr Finish(int root)
         {
             if (root == Empty) return Fr.Zero;
-            var hashes = _hashes;
-            for (int i = 0; i < _count; i++)
+            Emit(root, SmtPosition.Root);
+            return HashOf(_hashes, root);
+        }
+
+        private void Emit(int r, in SmtPosition at)
+        {
+            if (r == Empty) return;
+            ref readonly var p = ref _pending[r];
+            switch (p.Kind)
             {
-                if (_height[i] < 0) continue;
-                ref readonly var p = ref _pending[i];
-                _batch.Add(hashes[i], p.Kind == PendingKind.NewLeaf
-                    ? SmtNode.Leaf(p.A, p.B)
-                    : SmtNode.Middle(HashOf(hashes, p.Left), HashOf(hashes, p.Right)));
+                case PendingKind.NewLeaf:
+                    _batch.Add(_hashes[r], SmtNode.Leaf(p.A, p.B), at);
+                    break;
+                case PendingKind.NewMiddle:
+                    Emit(p.Left, at.Child(false));
+                    Emit(p.Right, at.Child(true));
+                    _batch.Add(_hashes[r], SmtNode.Middle(HashOf(_hashes, p.Left), HashOf(_hashes, p.Right)), at);
+                    break;
+                case PendingKind.ExistingLeaf:
+                    if (p.Pos != at) _batch.Move(p.A, p.Node, p.Pos, at);
+                    break;
+                default:
+                    // Only leaves move: a middle node's hash fixes the shape below it, and so its level.
+                    if (p.Pos != at) throw new InvalidOperationException($"Stored middle node {p.A} planned at {at}, but it is stored at {p.Pos}.");
+                    break;
             }
-            return HashOf(hashes, root);
         }
 
         private static int HeightOf(int[] height, int r) => r == Empty ? -1 : height[r];
@@ -577,16 +613,34 @@ public sealed partial class SparseMerkleTree
 
         // -------------------------------------------------------------- helpers
 
-        private int Existing(in Fr hash) => hash.IsZero ? Empty : Add(PendingKind.Existing, hash, default);
+        private int Existing(in Fr hash, in SmtPosition at) => hash.IsZero ? Empty : AddExisting(PendingKind.Existing, hash, at);
+
+        private int AddExisting(PendingKind kind, in Fr hash, in SmtPosition at)
+        {
+            int r = Add(kind, hash, default);
+            _pending[r].Pos = at;
+            return r;
+        }
+
+        private int AddExistingLeaf(in Fr hash, in SmtNode node, in SmtPosition at)
+        {
+            int r = AddExisting(PendingKind.ExistingLeaf, hash, at);
+            _pending[r].Node = node;
+            return r;
+        }
 
         private bool IsUnchanged(int r, in Fr oldHash) =>
             r == Empty ? oldHash.IsZero : _pending[r].Kind <= PendingKind.ExistingMiddle && _pending[r].A == oldHash;
 
-        private bool IsLeaf(int r, int level)
+        private bool IsLeaf(int r)
         {
             ref var p = ref _pending[r];
             if (p.Kind == PendingKind.Existing)
-                p.Kind = _tree.Load(in p.A, level).IsLeaf ? PendingKind.ExistingLeaf : PendingKind.ExistingMiddle;
+            {
+                var node = _tree.Load(in p.A, in p.Pos);
+                p.Kind = node.IsLeaf ? PendingKind.ExistingLeaf : PendingKind.ExistingMiddle;
+                p.Node = node;
+            }
             return p.Kind is PendingKind.ExistingLeaf or PendingKind.NewLeaf;
         }
 

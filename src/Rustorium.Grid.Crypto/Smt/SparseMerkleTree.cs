@@ -31,6 +31,7 @@ public sealed partial class SparseMerkleTree
     public const int MaxDepth = 254;
 
     private readonly ISmtNodeStore _store;
+    private readonly ISmtPositionedNodeStore? _positioned;
     private readonly SmtNodeBatch _batch = new(64);
 
     // The last walk: _path[i] is the middle node at level i, _siblings[i] the other child there.
@@ -48,6 +49,7 @@ public sealed partial class SparseMerkleTree
     {
         ArgumentNullException.ThrowIfNull(store);
         _store = store;
+        _positioned = store as ISmtPositionedNodeStore;
     }
 
     /// <summary>An empty tree in a new <see cref="InMemorySmtNodeStore"/>.</summary>
@@ -101,6 +103,33 @@ public sealed partial class SparseMerkleTree
         return new SmtProof(root, key, false, Fr.Zero, siblings, isOld0: false, _leafKey, _leafValue);
     }
 
+    /// <summary>
+    /// Every node reachable from the root with its hash and position, parents before children (depth first, left before
+    /// right), read through the store as the enumeration goes: to copy a tree into a store keyed by position, or to check
+    /// one. Do not change the tree while enumerating.
+    /// </summary>
+    /// <exception cref="SmtException"><see cref="SmtErrorCode.CorruptStore"/> if a node is missing or a middle node sits too deep.</exception>
+    public IEnumerable<SmtNodeEntry> EnumerateNodes()
+    {
+        var root = _store.Root;
+        if (root.IsZero) yield break;
+        var stack = new Stack<(Fr Hash, SmtPosition At)>();
+        stack.Push((root, SmtPosition.Root));
+        while (stack.Count > 0)
+        {
+            var (hash, at) = stack.Pop();
+            var node = Load(in hash, in at);
+            if (node.IsLeaf && SmtPosition.Of(node.A, at.Level) != at)
+                throw SmtException.Corrupt($"Leaf of key {node.A} sits at {at}, which is not on its key's path.");
+            yield return new SmtNodeEntry(hash, node, at);
+            if (!node.IsMiddle) continue;
+            if (at.Level >= MaxDepth)
+                throw SmtException.Corrupt($"Middle node {hash} at level {at.Level}: no two keys below p can share {MaxDepth} path bits.");
+            if (!node.B.IsZero) stack.Push((node.B, at.Child(true)));
+            if (!node.A.IsZero) stack.Push((node.A, at.Child(false)));
+        }
+    }
+
     // ------------------------------------------------------------------ single operations
 
     /// <summary>Adds <paramref name="key"/> = <paramref name="value"/> (circomlibjs <c>insert</c>).</summary>
@@ -144,8 +173,8 @@ public sealed partial class SparseMerkleTree
         if (!Walk(in bits) || _leafKey != key) throw SmtException.KeyNotFound(key, "delete");
 
         var batch = BeginBatch();
-        batch.Remove(_leafHash);
         int d = _depth;
+        batch.Remove(_leafHash, SmtPosition.Of(in bits, d));
         Fr h = Fr.Zero;
         int level = d - 1;
         if (d > 0)
@@ -153,23 +182,26 @@ public sealed partial class SparseMerkleTree
             var sibling = _siblings[d - 1];
             if (sibling.IsZero)
                 throw SmtException.Corrupt($"Key {key}'s leaf at level {d} has an empty sibling; such a leaf should have moved up.");
-            if (Load(in sibling, d).IsLeaf)
+            var siblingAt = SmtPosition.Of(in bits, d - 1).Child(!bits.Bit(d - 1));
+            var siblingNode = Load(in sibling, in siblingAt);
+            if (siblingNode.IsLeaf)
             {
                 // The sibling leaf rises while the level above it has nothing else (circomlibjs: !mixed).
                 h = sibling;
-                batch.Remove(_path[level]);
+                batch.Remove(_path[level], SmtPosition.Of(in bits, level));
                 level--;
                 while (level >= 0 && _siblings[level].IsZero)
                 {
-                    batch.Remove(_path[level]);
+                    batch.Remove(_path[level], SmtPosition.Of(in bits, level));
                     level--;
                 }
+                batch.Move(sibling, siblingNode, siblingAt, SmtPosition.Of(in bits, level + 1));
             }
         }
         for (; level >= 0; level--)
         {
             h = HashMiddle(batch, in bits, level, in h, in _siblings[level]);
-            batch.Remove(_path[level]);
+            batch.Remove(_path[level], SmtPosition.Of(in bits, level));
         }
         Commit(batch, in h);
     }
@@ -177,21 +209,28 @@ public sealed partial class SparseMerkleTree
     private void InsertAfterWalk(in KeyBits bits, in Fr key, in Fr value)
     {
         var batch = BeginBatch();
-        var h = HashLeaf(batch, in key, in value);
         int d = _depth;
+        Fr h;
         if (_endIsLeaf)
         {
             // Another key's leaf holds the slot: push both down to the first bit where the keys differ.
             int split = CheckLeafOnPath(in bits, d);
+            var splitAt = SmtPosition.Of(in bits, split);
+            h = HashLeaf(batch, in key, in value, splitAt.Child(bits.Bit(split)));
+            batch.Move(_leafHash, SmtNode.Leaf(_leafKey, _leafValue), SmtPosition.Of(in bits, d), splitAt.Child(!bits.Bit(split)));
             var node = bits.Bit(split) ? SmtNode.Middle(_leafHash, h) : SmtNode.Middle(h, _leafHash);
             h = node.Hash();
-            batch.Add(h, node);
+            batch.Add(h, node, splitAt);
             for (int level = split - 1; level >= d; level--) h = HashMiddle(batch, in bits, level, in h, Fr.Zero);
+        }
+        else
+        {
+            h = HashLeaf(batch, in key, in value, SmtPosition.Of(in bits, d));
         }
         for (int level = d - 1; level >= 0; level--)
         {
             h = HashMiddle(batch, in bits, level, in h, in _siblings[level]);
-            batch.Remove(_path[level]);
+            batch.Remove(_path[level], SmtPosition.Of(in bits, level));
         }
         Commit(batch, in h);
     }
@@ -200,12 +239,13 @@ public sealed partial class SparseMerkleTree
     {
         if (_leafValue == value) return; // same leaf, same root: nothing to hash or store
         var batch = BeginBatch();
-        batch.Remove(_leafHash);
-        var h = HashLeaf(batch, in key, in value);
+        var leafAt = SmtPosition.Of(in bits, _depth);
+        batch.Remove(_leafHash, leafAt);
+        var h = HashLeaf(batch, in key, in value, leafAt);
         for (int level = _depth - 1; level >= 0; level--)
         {
             h = HashMiddle(batch, in bits, level, in h, in _siblings[level]);
-            batch.Remove(_path[level]);
+            batch.Remove(_path[level], SmtPosition.Of(in bits, level));
         }
         Commit(batch, in h);
     }
@@ -223,7 +263,7 @@ public sealed partial class SparseMerkleTree
         int level = 0;
         while (!h.IsZero)
         {
-            var node = Load(in h, level);
+            var node = Load(in h, SmtPosition.Of(in bits, level));
             if (node.IsLeaf)
             {
                 _depth = level;
@@ -265,11 +305,13 @@ public sealed partial class SparseMerkleTree
         return split;
     }
 
-    private SmtNode Load(in Fr hash, int level)
+    /// <summary>The node <paramref name="hash"/>, expected at <paramref name="position"/> (where a positioned store looks).</summary>
+    private SmtNode Load(in Fr hash, in SmtPosition position)
     {
         if (_preloaded.Count == 0 || !_preloaded.TryGetValue(hash, out var node))
         {
-            if (!_store.TryGetNode(hash, out node)) throw SmtException.MissingNode(hash, level);
+            bool found = _positioned is not null ? _positioned.TryGetNodeAt(hash, position, out node) : _store.TryGetNode(hash, out node);
+            if (!found) throw SmtException.MissingNode(hash, position.Level);
         }
         if (node.Kind is not (SmtNodeKind.Middle or SmtNodeKind.Leaf))
             throw SmtException.Corrupt($"The node store returned a node of unknown kind {(byte)node.Kind} for {hash}.");
@@ -296,11 +338,11 @@ public sealed partial class SparseMerkleTree
         }
     }
 
-    private static Fr HashLeaf(SmtNodeBatch batch, in Fr key, in Fr value)
+    private static Fr HashLeaf(SmtNodeBatch batch, in Fr key, in Fr value, in SmtPosition position)
     {
         var node = SmtNode.Leaf(key, value);
         var h = PoseidonHash.Hash(key, value, Fr.One);
-        batch.Add(h, node);
+        batch.Add(h, node, position);
         return h;
     }
 
@@ -309,7 +351,7 @@ public sealed partial class SparseMerkleTree
     {
         var node = bits.Bit(level) ? SmtNode.Middle(sibling, child) : SmtNode.Middle(child, sibling);
         var h = PoseidonHash.Hash(node.A, node.B);
-        batch.Add(h, node);
+        batch.Add(h, node, SmtPosition.Of(in bits, level));
         return h;
     }
 }

@@ -123,3 +123,77 @@ internal sealed class RecordingSmtNodeStore(InMemorySmtNodeStore inner) : ISmtNo
         inner.Commit(batch);
     }
 }
+
+/// <summary>
+/// A store keyed by position that checks every change against what it holds: a removal or a move must name the node
+/// that is at that position, and an addition must land on a position that is empty by then. A tree that reported one
+/// wrong position would fail here (or find a node missing when it reads).
+/// </summary>
+internal sealed class StrictPositionedSmtNodeStore : ISmtPositionedNodeStore
+{
+    private readonly Dictionary<SmtPosition, SmtNodeEntry> _at = new();
+
+    public Fr Root { get; private set; }
+
+    public int Reads { get; private set; }
+
+    public int Moves { get; private set; }
+
+    public IReadOnlyDictionary<SmtPosition, SmtNodeEntry> Nodes => _at;
+
+    public bool TryGetNode(in Fr hash, out SmtNode node) =>
+        throw new InvalidOperationException("A tree over a positioned store must read by position.");
+
+    public bool TryGetNodeAt(in Fr hash, in SmtPosition position, out SmtNode node)
+    {
+        Reads++;
+        if (_at.TryGetValue(position, out var entry) && entry.Hash == hash)
+        {
+            node = entry.Node;
+            return true;
+        }
+        node = default;
+        return false;
+    }
+
+    public void GetNodesAt(ReadOnlySpan<Fr> hashes, ReadOnlySpan<SmtPosition> positions, Span<SmtNode> nodes, Span<bool> found)
+    {
+        if (positions.Length != hashes.Length || nodes.Length != hashes.Length || found.Length != hashes.Length)
+            throw new ArgumentException("The spans differ in length.");
+        for (int i = 0; i < hashes.Length; i++) found[i] = TryGetNodeAt(hashes[i], positions[i], out nodes[i]);
+    }
+
+    public void Commit(SmtNodeBatch batch)
+    {
+        if (batch.OldRoot != Root) throw new SmtException(SmtErrorCode.Conflict, "root moved");
+        var next = new Dictionary<SmtPosition, SmtNodeEntry>(_at);
+        for (int i = 0; i < batch.RemovedCount; i++) Take(next, batch.Removed[i], batch.RemovedPositions[i], "removal");
+        foreach (var move in batch.Moved)
+        {
+            Assert.True(move.Node.IsLeaf, $"Only leaves move; {move.Hash} is not one.");
+            Assert.NotEqual(move.From, move.To);
+            Take(next, move.Hash, move.From, "move");
+        }
+        foreach (var entry in batch.Added) Put(next, entry);
+        foreach (var move in batch.Moved) Put(next, new SmtNodeEntry(move.Hash, move.Node, move.To));
+        foreach (var key in next.Keys.ToList()) _at[key] = next[key];
+        foreach (var key in _at.Keys.Where(k => !next.ContainsKey(k)).ToList()) _at.Remove(key);
+        Moves += batch.Moved.Length;
+        Root = batch.NewRoot;
+    }
+
+    private static void Take(Dictionary<SmtPosition, SmtNodeEntry> nodes, Fr hash, SmtPosition at, string what)
+    {
+        Assert.True(at.IsKnown, $"A {what} of {hash} came without a position.");
+        Assert.True(nodes.TryGetValue(at, out var there), $"A {what} of {hash} names {at}, which is empty.");
+        Assert.True(there.Hash == hash, $"A {what} of {hash} names {at}, which holds {there.Hash}.");
+        nodes.Remove(at);
+    }
+
+    private static void Put(Dictionary<SmtPosition, SmtNodeEntry> nodes, SmtNodeEntry entry)
+    {
+        Assert.True(entry.Position.IsKnown, $"Node {entry.Hash} came without a position.");
+        Assert.False(nodes.TryGetValue(entry.Position, out var there), $"Node {entry.Hash} lands on {entry.Position}, which still holds {there.Hash}.");
+        nodes[entry.Position] = entry;
+    }
+}
