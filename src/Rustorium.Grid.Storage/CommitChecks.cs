@@ -24,10 +24,13 @@ internal static class CommitChecks
             throw Invalid(commit, $"NewVersion {commit.NewVersion} must be greater than ExpectedVersion {commit.ExpectedVersion}.");
         if (commit.ExpectedVersion < 0) throw Invalid(commit, $"ExpectedVersion {commit.ExpectedVersion} is negative.");
         if (commit.NewKeyCount < 0) throw Invalid(commit, $"NewKeyCount {commit.NewKeyCount} is negative.");
-        if (commit.Rows is null || commit.AddedNodes is null || commit.RemovedNodes is null)
-            throw Invalid(commit, "Rows, AddedNodes and RemovedNodes must not be null (use empty lists).");
-        if (commit.NewRoot is null && (commit.AddedNodes.Count > 0 || commit.RemovedNodes.Count > 0))
+        if (commit.Rows is null || commit.AddedNodes is null || commit.RemovedPositions is null)
+            throw Invalid(commit, "Rows, AddedNodes and RemovedPositions must not be null (use empty lists).");
+        if (commit.NewRoot is null && (commit.AddedNodes.Count > 0 || commit.RemovedPositions.Count > 0))
             throw Invalid(commit, "A data commit (NewRoot null) carries no tree nodes: the tree's changes go in a tree commit.");
+        string what = $"Commit to shard {commit.ShardId}";
+        CheckNodes(what, nameof(ShardCommit.AddedNodes), commit.AddedNodes);
+        CheckPositions(what, nameof(ShardCommit.RemovedPositions), commit.RemovedPositions);
 
         var rows = commit.Rows;
         count = rows.Count;
@@ -101,8 +104,10 @@ internal static class CommitChecks
         if (commit.NewTreeVersion <= commit.ExpectedTreeVersion)
             throw GridException.InvalidArgument(
                 $"{what} refused: NewTreeVersion {commit.NewTreeVersion} must be greater than ExpectedTreeVersion {commit.ExpectedTreeVersion}.");
-        if (commit.AddedNodes is null || commit.RemovedNodes is null)
-            throw GridException.InvalidArgument($"{what} refused: AddedNodes and RemovedNodes must not be null (use empty lists).");
+        if (commit.AddedNodes is null || commit.RemovedPositions is null)
+            throw GridException.InvalidArgument($"{what} refused: AddedNodes and RemovedPositions must not be null (use empty lists).");
+        CheckNodes(what, nameof(ShardTreeCommit.AddedNodes), commit.AddedNodes);
+        CheckPositions(what, nameof(ShardTreeCommit.RemovedPositions), commit.RemovedPositions);
     }
 
     /// <summary>A tree commit against the stored shard: its epoch and tree version (Conflict), and a new tree version within the data.</summary>
@@ -198,15 +203,28 @@ internal static class CommitChecks
                 $"KeyCount is {merge.KeyCount} but the shards hold {leftRows} + {rightRows} = {leftRows + rightRows} keys: the tree and the stored rows disagree.");
     }
 
+    /// <summary>Every entry is a node (middle or leaf) with a known position, and no position is given twice.</summary>
     private static void CheckNodes(string what, string list, IReadOnlyList<SmtNodeEntry>? nodes)
     {
         if (nodes is null) throw Invalid(what, $"{list} must not be null (use an empty list for an empty tree).");
+        HashSet<SmtPosition>? seen = nodes.Count > 1 ? new(nodes.Count) : null;
         for (int i = 0; i < nodes.Count; i++)
         {
             var kind = nodes[i].Node.Kind;
             if (kind is not (SmtNodeKind.Middle or SmtNodeKind.Leaf))
                 throw Invalid(what, $"{list}[{i}] ({nodes[i].Hash}) is not a node (kind {(byte)kind}).");
+            if (!nodes[i].Position.IsKnown)
+                throw Invalid(what, $"{list}[{i}] ({nodes[i].Hash}) has no position: nodes are stored where they sit in the tree.");
+            if (seen is not null && !seen.Add(nodes[i].Position))
+                throw Invalid(what, $"{list}[{i}] ({nodes[i].Hash}) is at {nodes[i].Position}, like an earlier entry: a position holds one node.");
         }
+    }
+
+    /// <summary>Every position to empty is known.</summary>
+    private static void CheckPositions(string what, string list, IReadOnlyList<SmtPosition> positions)
+    {
+        for (int i = 0; i < positions.Count; i++)
+            if (!positions[i].IsKnown) throw Invalid(what, $"{list}[{i}] is SmtPosition.None: name the position to empty.");
     }
 
     private static string MergeName(ShardMerge merge) => $"Merge of shards {merge.LeftShardId} and {merge.RightShardId}";

@@ -149,33 +149,41 @@ public interface IShardStore : IAsyncDisposable
     IShardNodeReader OpenNodeReader(long shardId);
 }
 
-/// <summary>Reads committed tree nodes of one shard by hash.</summary>
+/// <summary>
+/// Reads committed tree nodes of one shard by position (<see cref="SmtPosition"/>): stores keep a shard's nodes keyed by
+/// where they sit in its tree, so a fold changes a replaced node in place (docs/storage.md, "Tree nodes").
+/// </summary>
 public interface IShardNodeReader : IDisposable
 {
-    /// <summary>The node with this hash, if the shard's tree holds it.</summary>
-    bool TryGetNode(in Fr hash, out SmtNode node);
+    /// <summary>
+    /// The node at <paramref name="position"/> if it has hash <paramref name="hash"/>; false if the position is empty or
+    /// holds another node (which a tree walking from the stored root never meets unless the store is corrupt).
+    /// </summary>
+    bool TryGetNode(in Fr hash, in SmtPosition position, out SmtNode node);
 
     /// <summary>
     /// Many lookups at once, each answered as <see cref="TryGetNode"/> would: <paramref name="found"/>[i] says whether
-    /// <paramref name="nodes"/>[i] holds the node of <paramref name="hashes"/>[i]. A store over a server answers in one
-    /// round trip; the default asks one by one.
+    /// <paramref name="nodes"/>[i] holds the node of <paramref name="hashes"/>[i] at <paramref name="positions"/>[i]. A store
+    /// over a server answers in one round trip; the default asks one by one.
     /// </summary>
-    void GetNodes(ReadOnlySpan<Fr> hashes, Span<SmtNode> nodes, Span<bool> found)
+    /// <exception cref="ArgumentException">The spans differ in length.</exception>
+    void GetNodes(ReadOnlySpan<Fr> hashes, ReadOnlySpan<SmtPosition> positions, Span<SmtNode> nodes, Span<bool> found)
     {
-        NodeLookups.CheckSpans(hashes, nodes, found);
-        for (int i = 0; i < hashes.Length; i++) found[i] = TryGetNode(hashes[i], out nodes[i]);
+        NodeLookups.CheckSpans(hashes, positions, nodes, found);
+        for (int i = 0; i < hashes.Length; i++) found[i] = TryGetNode(hashes[i], positions[i], out nodes[i]);
     }
 }
 
 /// <summary>Argument checks shared by the bulk node lookups.</summary>
 internal static class NodeLookups
 {
-    /// <summary>One node and one found slot per hash.</summary>
+    /// <summary>One position, one node and one found slot per hash.</summary>
     /// <exception cref="ArgumentException">The spans differ in length.</exception>
-    public static void CheckSpans(ReadOnlySpan<Fr> hashes, Span<SmtNode> nodes, Span<bool> found)
+    public static void CheckSpans(ReadOnlySpan<Fr> hashes, ReadOnlySpan<SmtPosition> positions, Span<SmtNode> nodes, Span<bool> found)
     {
-        if (nodes.Length != hashes.Length || found.Length != hashes.Length)
-            throw new ArgumentException($"{hashes.Length} hashes need as many node and found slots; got {nodes.Length} and {found.Length}.", nameof(nodes));
+        if (positions.Length != hashes.Length || nodes.Length != hashes.Length || found.Length != hashes.Length)
+            throw new ArgumentException(
+                $"{hashes.Length} hashes need as many positions, node and found slots; got {positions.Length}, {nodes.Length} and {found.Length}.", nameof(nodes));
     }
 }
 
@@ -220,7 +228,7 @@ public sealed class ShardCommit
     /// <summary>
     /// The tree root at <see cref="NewVersion"/> for a combined commit (rows and tree together; the tree must be at
     /// <see cref="ExpectedVersion"/>); null for a data commit (rows only; the tree folds them in later through
-    /// <see cref="IShardStore.CommitTreeAsync"/>, and <see cref="AddedNodes"/> and <see cref="RemovedNodes"/> must be empty).
+    /// <see cref="IShardStore.CommitTreeAsync"/>, and <see cref="AddedNodes"/> and <see cref="RemovedPositions"/> must be empty).
     /// </summary>
     public required Fr? NewRoot { get; init; }
 
@@ -236,11 +244,11 @@ public sealed class ShardCommit
     /// <summary>Data rows to upsert or delete (each key at most once).</summary>
     public IReadOnlyList<RowWrite> Rows { get; init; } = [];
 
-    /// <summary>Tree nodes the commit adds.</summary>
+    /// <summary>Tree nodes the commit stores, each at its <see cref="SmtNodeEntry.Position"/> (replacing what is there).</summary>
     public IReadOnlyList<SmtNodeEntry> AddedNodes { get; init; } = [];
 
-    /// <summary>Hashes of tree nodes the commit removes.</summary>
-    public IReadOnlyList<Fr> RemovedNodes { get; init; } = [];
+    /// <summary>Positions the commit empties (applied before the additions: a position in both ends up holding the added node).</summary>
+    public IReadOnlyList<SmtPosition> RemovedPositions { get; init; } = [];
 }
 
 /// <summary>A tree fold of one shard (see <see cref="IShardStore.CommitTreeAsync"/>).</summary>
@@ -261,11 +269,11 @@ public sealed class ShardTreeCommit
     /// <summary>The tree root at <see cref="NewTreeVersion"/>.</summary>
     public required Fr NewRoot { get; init; }
 
-    /// <summary>Tree nodes the fold adds.</summary>
+    /// <summary>Tree nodes the fold stores, each at its <see cref="SmtNodeEntry.Position"/> (replacing what is there).</summary>
     public IReadOnlyList<SmtNodeEntry> AddedNodes { get; init; } = [];
 
-    /// <summary>Hashes of tree nodes the fold removes (applied before the additions).</summary>
-    public IReadOnlyList<Fr> RemovedNodes { get; init; } = [];
+    /// <summary>Positions the fold empties (applied before the additions: a position in both ends up holding the added node).</summary>
+    public IReadOnlyList<SmtPosition> RemovedPositions { get; init; } = [];
 }
 
 /// <summary>What a shard's stored tree does not hold yet (see <see cref="IShardStore.ReadUnfoldedAsync"/>).</summary>

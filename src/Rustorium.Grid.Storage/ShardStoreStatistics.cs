@@ -103,11 +103,11 @@ internal readonly record struct StoreWork(int DataCommits, int Rows, int TreeCom
 {
     /// <summary>A data commit of <paramref name="commit"/>'s rows (and, combined, its nodes) whose statements took <paramref name="ticks"/>.</summary>
     public static StoreWork Data(ShardCommit commit, int rows, long ticks) =>
-        new(1, rows, 0, commit.AddedNodes.Count, commit.RemovedNodes.Count, ticks, 0);
+        new(1, rows, 0, commit.AddedNodes.Count, commit.RemovedPositions.Count, ticks, 0);
 
     /// <summary>A tree commit whose statements took <paramref name="ticks"/>.</summary>
     public static StoreWork Tree(ShardTreeCommit commit, long ticks) =>
-        new(0, 0, 1, commit.AddedNodes.Count, commit.RemovedNodes.Count, 0, ticks);
+        new(0, 0, 1, commit.AddedNodes.Count, commit.RemovedPositions.Count, 0, ticks);
 
     public static StoreWork operator +(StoreWork a, StoreWork b) => new(
         a.DataCommits + b.DataCommits, a.Rows + b.Rows, a.TreeCommits + b.TreeCommits, a.NodesWritten + b.NodesWritten,

@@ -9,18 +9,22 @@ namespace Rustorium.Grid.Storage;
 /// rows, the tree nodes, the version and the root move together in one transaction (invariant 3).
 /// </summary>
 /// <remarks>
-/// <para><b>Reads</b> look, in order, at the staged additions, the staged removals (a staged-removed node is gone), a
-/// bounded LRU cache of committed nodes, and finally the store's <see cref="IShardNodeReader"/> (counted in
-/// <see cref="StoreReads"/>). A tree over this store re-activates from the stored root alone: no node is rehashed or
-/// loaded up front, and a proof reads one path (its top levels soon come from the cache).</para>
-/// <para><b>Writes</b> (<see cref="Commit"/>, called by the tree) only stage: the batch's removals and additions are
-/// folded into the staged change set and <see cref="Root"/> moves. Several tree operations may be staged before one
-/// store commit (group commit); a node added and removed again within the staging never reaches the store.</para>
+/// <para><b>Positions.</b> Nodes are kept by where they sit in the tree (<see cref="SmtPosition"/>), so the tree reads
+/// through <see cref="ISmtPositionedNodeStore"/>; a lookup by hash alone is not supported.</para>
+/// <para><b>Reads</b> look, in order, at the staged layers (newest first: a staged position answers for itself, holding
+/// the node or not), a bounded LRU cache of committed nodes (by hash: a node's content never changes), and finally the
+/// store's <see cref="IShardNodeReader"/> (counted in <see cref="StoreReads"/>). A tree over this store re-activates from
+/// the stored root alone: no node is rehashed or loaded up front, and a proof reads one path (its top levels soon come
+/// from the cache).</para>
+/// <para><b>Writes</b> (<see cref="Commit"/>, called by the tree) only stage: each position the batch empties or fills
+/// is noted with what it holds afterwards, and <see cref="Root"/> moves. Several tree operations may be staged before
+/// one store commit (group commit); a position filled and emptied again within the staging never reaches the store,
+/// and a position emptied and filled again is one change in place.</para>
 /// <para><b>The cycle</b>, driven by the shard grain:</para>
 /// <list type="number">
 /// <item>run tree operations (<see cref="SparseMerkleTree.Insert"/>, <see cref="SparseMerkleTree.ApplyBatch"/>, …);</item>
 /// <item><see cref="TakeStaged"/>: the net node changes and the new root, to put into the <see cref="ShardCommit"/>
-/// (<see cref="StagedTreeChanges.AddedNodes"/>, <see cref="StagedTreeChanges.RemovedNodes"/>, <see cref="StagedTreeChanges.NewRoot"/>);
+/// (<see cref="StagedTreeChanges.AddedNodes"/>, <see cref="StagedTreeChanges.RemovedPositions"/>, <see cref="StagedTreeChanges.NewRoot"/>);
 /// while that commit is in flight the tree may go on changing (the next group is folded on top, in a new layer), so
 /// hashing overlaps the store's write;</item>
 /// <item>after <see cref="IShardStore.CommitAsync"/> succeeded, <see cref="AcceptStaged"/> (the staged root becomes the
@@ -29,7 +33,7 @@ namespace Rustorium.Grid.Storage;
 /// </list>
 /// <para>Not thread-safe, like the tree that owns it: one shard activation, one turn at a time.</para>
 /// </remarks>
-public sealed class ShardTreeNodeStore : ISmtNodeStore, ISmtBulkNodeReader, IDisposable
+public sealed class ShardTreeNodeStore : ISmtPositionedNodeStore, IDisposable
 {
     /// <summary>Default cache size: 16,384 nodes (about 2.5 MiB with its index), the top 14 levels of a full tree.</summary>
     public const int DefaultCacheCapacity = 16 * 1024;
@@ -38,22 +42,22 @@ public sealed class ShardTreeNodeStore : ISmtNodeStore, ISmtBulkNodeReader, IDis
     private readonly bool _ownsReader;
     private readonly SmtNodeCache _cache;
 
-    // Staged changes, in layers over the committed node set C: the taken layers (oldest first; each handed to a store
-    // commit, accepted in order) and the open layer that tree operations stage into. The tree sees C, then each taken
-    // layer, then the open layer, each layer L applied as (S \ L.Removed) ∪ L.Added. A "fresh" addition is known not to
-    // be in the layer's base, so removing it again within the layer needs no store delete.
+    // Staged changes, in layers over the committed tree C: the taken layers (oldest first; each handed to a store commit,
+    // accepted in order) and the open layer that tree operations stage into. Each layer maps the positions it changed to
+    // what they hold after it; positions it did not change are as in the layer below. A "fresh" slot is one the layer
+    // filled where its base had nothing, so emptying it again needs no store delete.
     private Layer _open = new();
     private readonly List<Layer> _taken = new();
 
-    private readonly record struct StagedNode(SmtNode Node, bool Fresh);
+    private readonly record struct Slot(Fr Hash, SmtNode Node, bool Occupied, bool Fresh);
 
     private sealed class Layer
     {
-        public readonly Dictionary<Fr, StagedNode> Added = new();
-        public readonly HashSet<Fr> Removed = new();
+        public readonly Dictionary<SmtPosition, Slot> At = new();
+        public readonly List<Fr> Replaced = new(); // hashes of the nodes the layer removed, to drop from the cache
         public Fr RootAfter;
 
-        public bool IsEmpty => Added.Count == 0 && Removed.Count == 0;
+        public bool IsEmpty => At.Count == 0;
     }
 
     /// <summary>A node store over <paramref name="reader"/>, whose committed tree has root <paramref name="committedRoot"/>.</summary>
@@ -92,7 +96,7 @@ public sealed class ShardTreeNodeStore : ISmtNodeStore, ISmtBulkNodeReader, IDis
     /// staged layers are invisible): for proofs of committed state while later operations are staged. Shares this store's
     /// cache, so it needs the same exclusion as the tree (one thread at a time).
     /// </summary>
-    public ISmtNodeStore Committed { get; }
+    public ISmtPositionedNodeStore Committed { get; }
 
     /// <summary>True when tree operations are staged that no accepted store commit has carried yet.</summary>
     public bool HasStaged => Root != CommittedRoot || !_open.IsEmpty || _taken.Count > 0;
@@ -109,11 +113,15 @@ public sealed class ShardTreeNodeStore : ISmtNodeStore, ISmtBulkNodeReader, IDis
     /// <summary>Committed nodes in the cache now.</summary>
     public int CachedNodes => _cache.Count;
 
+    /// <summary>Not supported: nodes are kept by position; a tree over this store reads through <see cref="TryGetNodeAt"/>.</summary>
+    /// <exception cref="NotSupportedException">Always.</exception>
+    public bool TryGetNode(in Fr hash, out SmtNode node) => throw ByHashNotSupported();
+
     /// <inheritdoc />
-    public bool TryGetNode(in Fr hash, out SmtNode node)
+    public bool TryGetNodeAt(in Fr hash, in SmtPosition position, out SmtNode node)
     {
-        if (TryGetStaged(hash, out node, out bool gone)) return true;
-        return !gone && TryGetCommitted(hash, out node);
+        if (TryGetStaged(hash, position, out node, out bool decided)) return true;
+        return !decided && TryGetCommitted(hash, position, out node);
     }
 
     /// <inheritdoc />
@@ -123,18 +131,18 @@ public sealed class ShardTreeNodeStore : ISmtNodeStore, ISmtBulkNodeReader, IDis
     /// call missed few (at most an eighth of the cache): a batch's deep levels would otherwise flush the top levels every
     /// operation reads.
     /// </remarks>
-    public void GetNodes(ReadOnlySpan<Fr> hashes, Span<SmtNode> nodes, Span<bool> found)
+    public void GetNodesAt(ReadOnlySpan<Fr> hashes, ReadOnlySpan<SmtPosition> positions, Span<SmtNode> nodes, Span<bool> found)
     {
-        NodeLookups.CheckSpans(hashes, nodes, found);
+        NodeLookups.CheckSpans(hashes, positions, nodes, found);
         List<int>? misses = null;
         for (int i = 0; i < hashes.Length; i++)
         {
-            if (TryGetStaged(hashes[i], out nodes[i], out bool gone))
+            if (TryGetStaged(hashes[i], positions[i], out nodes[i], out bool decided))
             {
                 found[i] = true;
                 continue;
             }
-            if (gone)
+            if (decided)
             {
                 found[i] = false;
                 continue;
@@ -150,11 +158,16 @@ public sealed class ShardTreeNodeStore : ISmtNodeStore, ISmtBulkNodeReader, IDis
         if (misses is null) return;
 
         var missHashes = new Fr[misses.Count];
-        for (int j = 0; j < misses.Count; j++) missHashes[j] = hashes[misses[j]];
+        var missPositions = new SmtPosition[misses.Count];
+        for (int j = 0; j < misses.Count; j++)
+        {
+            missHashes[j] = hashes[misses[j]];
+            missPositions[j] = positions[misses[j]];
+        }
         var missNodes = new SmtNode[misses.Count];
         var missFound = new bool[misses.Count];
         StoreReads += misses.Count;
-        _reader.GetNodes(missHashes, missNodes, missFound);
+        _reader.GetNodes(missHashes, missPositions, missNodes, missFound);
         bool cache = misses.Count <= Math.Max(1, _cache.Capacity / 8);
         for (int j = 0; j < misses.Count; j++)
         {
@@ -166,29 +179,28 @@ public sealed class ShardTreeNodeStore : ISmtNodeStore, ISmtBulkNodeReader, IDis
         }
     }
 
-    /// <summary>The node if a staged layer holds it; <paramref name="gone"/> if a staged layer removed it.</summary>
-    private bool TryGetStaged(in Fr hash, out SmtNode node, out bool gone)
+    /// <summary>
+    /// The node if a staged layer holds <paramref name="hash"/> at <paramref name="position"/>; <paramref name="decided"/>
+    /// when a staged layer changed that position (then the answer is final, found or not).
+    /// </summary>
+    private bool TryGetStaged(in Fr hash, in SmtPosition position, out SmtNode node, out bool decided)
     {
-        if (Find(_open, hash, out node, out gone) || gone) return !gone;
-        for (int i = _taken.Count - 1; i >= 0; i--)
-            if (Find(_taken[i], hash, out node, out gone) || gone) return !gone;
+        if (Find(_open, hash, position, out node, out decided)) return true;
+        for (int i = _taken.Count - 1; i >= 0 && !decided; i--)
+            if (Find(_taken[i], hash, position, out node, out decided)) return true;
         return false;
     }
 
-    private static bool Find(Layer layer, in Fr hash, out SmtNode node, out bool gone)
+    private static bool Find(Layer layer, in Fr hash, in SmtPosition position, out SmtNode node, out bool decided)
     {
-        if (layer.Added.TryGetValue(hash, out var staged))
-        {
-            node = staged.Node;
-            gone = false;
-            return true;
-        }
         node = default;
-        gone = layer.Removed.Contains(hash);
-        return false;
+        decided = layer.At.TryGetValue(position, out var slot);
+        if (!decided || !slot.Occupied || slot.Hash != hash) return false;
+        node = slot.Node;
+        return true;
     }
 
-    private bool TryGetCommitted(in Fr hash, out SmtNode node)
+    private bool TryGetCommitted(in Fr hash, in SmtPosition position, out SmtNode node)
     {
         if (_cache.TryGet(hash, out node))
         {
@@ -196,57 +208,83 @@ public sealed class ShardTreeNodeStore : ISmtNodeStore, ISmtBulkNodeReader, IDis
             return true;
         }
         StoreReads++;
-        if (!_reader.TryGetNode(hash, out node)) return false;
+        if (!_reader.TryGetNode(hash, position, out node)) return false;
         _cache.Set(hash, node);
         return true;
     }
 
     /// <summary>Stages <paramref name="batch"/> into the open layer (see the type's remarks); writes nothing.</summary>
     /// <exception cref="SmtException"><see cref="SmtErrorCode.Conflict"/> if <see cref="SmtNodeBatch.OldRoot"/> is not <see cref="Root"/>.</exception>
+    /// <exception cref="ArgumentException">A change comes without its position (a store keyed by position needs them all).</exception>
     public void Commit(SmtNodeBatch batch)
     {
         ArgumentNullException.ThrowIfNull(batch);
         if (batch.OldRoot != Root)
             throw new SmtException(SmtErrorCode.Conflict,
                 $"The shard's tree root is {Root}, not {batch.OldRoot} as the batch expects: another writer changed the tree.");
+        CheckPositions(batch);
 
-        // Over the layer's base B: (B \ R) ∪ A, minus r, plus a  =  (B \ (R ∪ r)) ∪ ((A \ r) ∪ a).
         var layer = _open;
-        foreach (var hash in batch.Removed)
+        var removed = batch.Removed;
+        var removedAt = batch.RemovedPositions;
+        for (int i = 0; i < removed.Length; i++)
         {
-            if (layer.Added.Remove(hash, out var staged) && staged.Fresh) continue; // never reached the base
-            layer.Removed.Add(hash);
+            Vacate(layer, removedAt[i]);
+            layer.Replaced.Add(removed[i]);
         }
-        foreach (ref readonly var entry in batch.Added)
-        {
-            // Not staged-removed: a canonical tree never re-adds a node it holds, so the node is new to the base.
-            // Staged-removed: it is in the base; keep the addition (insert-or-ignore) and drop the now-moot removal.
-            bool fresh = !layer.Removed.Remove(entry.Hash);
-            if (layer.Added.TryGetValue(entry.Hash, out var existing)) fresh &= existing.Fresh;
-            layer.Added[entry.Hash] = new StagedNode(entry.Node, fresh);
-        }
+        foreach (ref readonly var move in batch.Moved) Vacate(layer, move.From);
+        foreach (ref readonly var entry in batch.Added) Fill(layer, entry.Position, entry.Hash, entry.Node);
+        foreach (ref readonly var move in batch.Moved) Fill(layer, move.To, move.Hash, move.Node);
         Root = batch.NewRoot;
+    }
+
+    private static void CheckPositions(SmtNodeBatch batch)
+    {
+        foreach (var position in batch.RemovedPositions)
+            if (!position.IsKnown) throw new ArgumentException("A removal in the batch has no position; a shard's tree stores nodes by position.", nameof(batch));
+        foreach (ref readonly var entry in batch.Added)
+            if (!entry.Position.IsKnown) throw new ArgumentException($"Node {entry.Hash} in the batch has no position; a shard's tree stores nodes by position.", nameof(batch));
+    }
+
+    private static void Vacate(Layer layer, in SmtPosition position)
+    {
+        // The tree empties only positions that hold a node; if this layer did not fill it, the node is in the base.
+        if (layer.At.TryGetValue(position, out var slot) && slot.Fresh) layer.At.Remove(position);
+        else layer.At[position] = default;
+    }
+
+    private static void Fill(Layer layer, in SmtPosition position, in Fr hash, in SmtNode node)
+    {
+        // The tree fills only empty positions: emptied earlier in this layer (the base has a node there unless the slot
+        // is fresh), or untouched by this layer and so empty in the base too.
+        bool fresh = !layer.At.TryGetValue(position, out var slot) || slot.Fresh;
+        layer.At[position] = new Slot(hash, node, Occupied: true, fresh);
     }
 
     /// <summary>
     /// The net node changes staged since the last <see cref="TakeStaged"/> and the root they lead to, for one
-    /// <see cref="ShardCommit"/> (its old root is the previous taken layer's new root, or the committed root). Tree
-    /// operations may go on meanwhile: they stage into a new layer on top. Taken layers must be committed to the store in
-    /// the order they were taken, and accepted (<see cref="AcceptStaged"/>) in that order.
+    /// <see cref="ShardCommit"/> (its old root is the previous taken layer's new root, or the committed root), each list in
+    /// the byte order of the positions' encodings (the stores' key order). Tree operations may go on meanwhile: they stage
+    /// into a new layer on top. Taken layers must be committed to the store in the order they were taken, and accepted
+    /// (<see cref="AcceptStaged"/>) in that order.
     /// </summary>
     public StagedTreeChanges TakeStaged()
     {
         var oldRoot = _taken.Count > 0 ? _taken[^1].RootAfter : CommittedRoot;
         var layer = _open;
-        var added = new SmtNodeEntry[layer.Added.Count];
-        int i = 0;
-        foreach (var (hash, staged) in layer.Added) added[i++] = new SmtNodeEntry(hash, staged.Node);
-        var removed = new Fr[layer.Removed.Count];
-        layer.Removed.CopyTo(removed);
+        var added = new List<(byte[] Key, SmtNodeEntry Entry)>(layer.At.Count);
+        var removed = new List<(byte[] Key, SmtPosition Position)>();
+        foreach (var (position, slot) in layer.At)
+        {
+            if (slot.Occupied) added.Add((position.ToBytes(), new SmtNodeEntry(slot.Hash, slot.Node, position)));
+            else removed.Add((position.ToBytes(), position));
+        }
+        added.Sort(static (x, y) => x.Key.AsSpan().SequenceCompareTo(y.Key));
+        removed.Sort(static (x, y) => x.Key.AsSpan().SequenceCompareTo(y.Key));
         layer.RootAfter = Root;
         _taken.Add(layer);
         _open = new Layer();
-        return new StagedTreeChanges(oldRoot, layer.RootAfter, added, removed);
+        return new StagedTreeChanges(oldRoot, layer.RootAfter, added.ConvertAll(a => a.Entry), removed.ConvertAll(r => r.Position));
     }
 
     /// <summary>The store commit that carried the oldest taken layer succeeded: it becomes the committed state.</summary>
@@ -257,8 +295,9 @@ public sealed class ShardTreeNodeStore : ISmtNodeStore, ISmtBulkNodeReader, IDis
             throw new InvalidOperationException("AcceptStaged needs a preceding TakeStaged: only changes handed to a store commit can be accepted.");
         var layer = _taken[0];
         _taken.RemoveAt(0);
-        foreach (var hash in layer.Removed) _cache.Remove(hash);
-        foreach (var (hash, staged) in layer.Added) _cache.Set(hash, staged.Node);
+        foreach (var hash in layer.Replaced) _cache.Remove(hash);
+        foreach (var slot in layer.At.Values)
+            if (slot.Occupied) _cache.Set(slot.Hash, slot.Node);
         CommittedRoot = layer.RootAfter;
     }
 
@@ -285,11 +324,22 @@ public sealed class ShardTreeNodeStore : ISmtNodeStore, ISmtBulkNodeReader, IDis
         _open = new Layer();
     }
 
-    private sealed class CommittedView(ShardTreeNodeStore owner) : ISmtNodeStore
+    private static NotSupportedException ByHashNotSupported() =>
+        new("A shard's tree nodes are stored by position: look them up with TryGetNodeAt (a SparseMerkleTree does).");
+
+    private sealed class CommittedView(ShardTreeNodeStore owner) : ISmtPositionedNodeStore
     {
         public Fr Root => owner.CommittedRoot;
 
-        public bool TryGetNode(in Fr hash, out SmtNode node) => owner.TryGetCommitted(hash, out node);
+        public bool TryGetNode(in Fr hash, out SmtNode node) => throw ByHashNotSupported();
+
+        public bool TryGetNodeAt(in Fr hash, in SmtPosition position, out SmtNode node) => owner.TryGetCommitted(hash, position, out node);
+
+        public void GetNodesAt(ReadOnlySpan<Fr> hashes, ReadOnlySpan<SmtPosition> positions, Span<SmtNode> nodes, Span<bool> found)
+        {
+            NodeLookups.CheckSpans(hashes, positions, nodes, found);
+            for (int i = 0; i < hashes.Length; i++) found[i] = owner.TryGetCommitted(hashes[i], positions[i], out nodes[i]);
+        }
 
         public void Commit(SmtNodeBatch batch) =>
             throw new InvalidOperationException("The committed view of a shard's tree is read-only: change the tree through the node store itself.");
@@ -304,15 +354,15 @@ public sealed class ShardTreeNodeStore : ISmtNodeStore, ISmtBulkNodeReader, IDis
 
 /// <summary>
 /// The net tree changes of the operations staged in a <see cref="ShardTreeNodeStore"/>: what a shard's
-/// <see cref="ShardCommit"/> carries as <see cref="ShardCommit.AddedNodes"/>, <see cref="ShardCommit.RemovedNodes"/>
+/// <see cref="ShardCommit"/> carries as <see cref="ShardCommit.AddedNodes"/>, <see cref="ShardCommit.RemovedPositions"/>
 /// and <see cref="ShardCommit.NewRoot"/>.
 /// </summary>
 /// <param name="OldRoot">The committed root the changes start from.</param>
 /// <param name="NewRoot">The root after them.</param>
-/// <param name="AddedNodes">Nodes to store.</param>
-/// <param name="RemovedNodes">Hashes of nodes to delete (applied before the additions).</param>
-public sealed record StagedTreeChanges(Fr OldRoot, Fr NewRoot, IReadOnlyList<SmtNodeEntry> AddedNodes, IReadOnlyList<Fr> RemovedNodes)
+/// <param name="AddedNodes">Nodes to store, each at its position (replacing what is there).</param>
+/// <param name="RemovedPositions">Positions to empty (applied before the additions).</param>
+public sealed record StagedTreeChanges(Fr OldRoot, Fr NewRoot, IReadOnlyList<SmtNodeEntry> AddedNodes, IReadOnlyList<SmtPosition> RemovedPositions)
 {
     /// <summary>True when nothing changed.</summary>
-    public bool IsEmpty => AddedNodes.Count == 0 && RemovedNodes.Count == 0 && OldRoot == NewRoot;
+    public bool IsEmpty => AddedNodes.Count == 0 && RemovedPositions.Count == 0 && OldRoot == NewRoot;
 }

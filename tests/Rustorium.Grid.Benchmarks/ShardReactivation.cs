@@ -60,7 +60,7 @@ public static class ShardReactivation
                 {
                     ShardId = shard.ShardId, Epoch = shard.Epoch, ExpectedVersion = shard.Version, NewVersion = shard.Version + 1,
                     NewRoot = staged.NewRoot, NewKeyCount = shard.KeyCount + n, TimestampMicros = shard.Version + 1,
-                    Rows = rows, AddedNodes = staged.AddedNodes, RemovedNodes = staged.RemovedNodes,
+                    Rows = rows, AddedNodes = staged.AddedNodes, RemovedPositions = staged.RemovedPositions,
                 }, CancellationToken.None);
                 nodes.AcceptStaged();
                 storing += step.Elapsed;

@@ -46,7 +46,7 @@ public sealed class AdminMigrateCommandTests
         Assert.True(result.ExitCode == 0, result.ToString());
         using var doc = JsonDocument.Parse(result.Out);
         Assert.False(doc.RootElement.GetProperty("upToDate").GetBoolean());
-        Assert.Equal(["0001_shard_store", "0002_cluster", "0003_grain_directory", "0004_shard_id_counter", "0005_unfolded_keys", "0006_silo_load"], doc.RootElement.GetProperty("applied").EnumerateArray().Select(e => e.GetString()!).ToArray());
+        Assert.Equal(["0001_shard_store", "0002_cluster", "0003_grain_directory", "0004_shard_id_counter", "0005_unfolded_keys", "0006_silo_load", "0007_tree_nodes_by_position"], doc.RootElement.GetProperty("applied").EnumerateArray().Select(e => e.GetString()!).ToArray());
         await using var connection = new NpgsqlConnection(conn);
         await connection.OpenAsync();
         await using var command = new NpgsqlCommand("SELECT count(*) FROM information_schema.schemata WHERE schema_name IN ('staging_1', 'rgrid')", connection);

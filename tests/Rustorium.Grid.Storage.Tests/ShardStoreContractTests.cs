@@ -138,7 +138,7 @@ public abstract class ShardStoreContractTests
         };
         Assert.Equal(GridErrorCode.UnknownShard, await ErrorOf(async () => await store.CommitAsync(commit, _ct)));
         using var reader = store.OpenNodeReader(unknown);
-        Assert.False(reader.TryGetNode(F(1), out _));
+        Assert.False(reader.TryGetNode(F(1), SmtPosition.Root, out _));
     }
 
     // ---------------------------------------------------------------- ownership
@@ -248,10 +248,10 @@ public abstract class ShardStoreContractTests
         Assert.Equal(GridErrorCode.Conflict, e.Code);
         Assert.Contains("epoch", e.Message);
 
-        await AssertUnchanged(store, current, ["41"], SmtNode.Leaf(F(1), F(2)).Hash());
+        await AssertUnchanged(store, current, ["41"], SmtNode.Leaf(F(1), F(2)));
         store = await ReopenAsync(store, name);
         await using var opened = store;
-        await AssertUnchanged(store, current, ["41"], SmtNode.Leaf(F(1), F(2)).Hash());
+        await AssertUnchanged(store, current, ["41"], SmtNode.Leaf(F(1), F(2)));
     }
 
     [Fact]
@@ -268,7 +268,7 @@ public abstract class ShardStoreContractTests
         var ahead = Next(current with { Version = current.Version + 5 }, 2, Put("82", "02"));
         Assert.Equal(GridErrorCode.Conflict, await ErrorOf(async () => await store.CommitAsync(ahead, _ct)));
 
-        await AssertUnchanged(store, current, ["81"], SmtNode.Leaf(F(3), F(4)).Hash());
+        await AssertUnchanged(store, current, ["81"], SmtNode.Leaf(F(3), F(4)));
     }
 
     [Theory]
@@ -289,7 +289,7 @@ public abstract class ShardStoreContractTests
         Assert.Equal(GridErrorCode.InvalidArgument, e.Code);
         Assert.Contains("outside", e.Message);
 
-        await AssertUnchanged(store, current, ["40"], SmtNode.Leaf(F(5), F(6)).Hash());
+        await AssertUnchanged(store, current, ["40"], SmtNode.Leaf(F(5), F(6)));
         var neighbour = await ShardAtAsync(store, outsideHex.Length == 0 ? "00" : outsideHex);
         Assert.Empty(await AllKeysAsync(store, neighbour.ShardId));
     }
@@ -379,7 +379,7 @@ public abstract class ShardStoreContractTests
     // ---------------------------------------------------------------- tree nodes
 
     [Fact]
-    public async Task ABulkNodeReadAnswersEachHashAsASingleReadWouldInAnyOrderAndNeverAcrossShards()
+    public async Task ABulkNodeReadAnswersEachPositionAsASingleReadWouldInAnyOrderAndNeverAcrossShards()
     {
         var (store, _) = await NewStoreAsync(ThreeShards);
         await using var owned = store;
@@ -387,29 +387,39 @@ public abstract class ShardStoreContractTests
         var other = await ShardAtAsync(store, "80");
         var leaves = Enumerable.Range(1, 40).Select(i => SmtNode.Leaf(F((ulong)i), F((ulong)(i * 10)))).ToList();
         var middle = SmtNode.Middle(leaves[0].Hash(), leaves[1].Hash());
-        await store.CommitAsync(WithNodes(Next(shard, 0), [.. leaves.Select(Entry), Entry(middle)], []), _ct);
+        await store.CommitAsync(WithNodes(Next(shard, 0), [.. leaves.Select(l => Entry(l)), Entry(middle)], []), _ct);
         var foreign = SmtNode.Leaf(F(777), F(1));
         await store.CommitAsync(WithNodes(Next(other, 0), [Entry(foreign)], []), _ct);
 
-        // Stored, absent, another shard's, and one hash twice; in no particular order.
-        Fr[] hashes = [leaves[5].Hash(), F(424242), middle.Hash(), foreign.Hash(), leaves[5].Hash(), .. leaves.Skip(10).Select(l => l.Hash()), Fr.Zero];
+        // Stored; an empty position; another shard's node; one lookup twice; a stored node asked at another node's
+        // position, and at a position that is empty; in no particular order.
+        (Fr Hash, SmtPosition At)[] asked =
+        [
+            (leaves[5].Hash(), At(leaves[5])), (F(424242), SmtPosition.Of(F(424242), 16)), (middle.Hash(), SmtPosition.Root),
+            (foreign.Hash(), At(foreign)), (leaves[5].Hash(), At(leaves[5])), (leaves[6].Hash(), At(leaves[7])),
+            (leaves[6].Hash(), SmtPosition.Of(F(6), 17)), .. leaves.Skip(10).Select(l => (l.Hash(), At(l))), (Fr.Zero, SmtPosition.Root),
+        ];
+        var hashes = asked.Select(a => a.Hash).ToArray();
+        var positions = asked.Select(a => a.At).ToArray();
         var nodes = new SmtNode[hashes.Length];
         var found = new bool[hashes.Length];
         using var reader = store.OpenNodeReader(shard.ShardId);
-        reader.GetNodes(hashes, nodes, found);
+        reader.GetNodes(hashes, positions, nodes, found);
         for (int i = 0; i < hashes.Length; i++)
         {
-            bool single = reader.TryGetNode(hashes[i], out var expected);
+            bool single = reader.TryGetNode(hashes[i], positions[i], out var expected);
             Assert.Equal(single, found[i]);
             if (single) Assert.Equal(expected, nodes[i]);
         }
-        Assert.Equal([true, false, true, false, true], found[..5]);
+        Assert.Equal([true, false, true, false, true, false, false], found[..7]);
         Assert.Equal(middle, nodes[2]);
         Assert.Equal(leaves[5], nodes[4]);
+        Assert.All(found[7..^1], Assert.True);
         Assert.False(found[^1]);
 
-        reader.GetNodes([], [], []); // nothing asked, nothing answered
-        Assert.Throws<ArgumentException>(() => reader.GetNodes(hashes, new SmtNode[1], found));
+        reader.GetNodes([], [], [], []); // nothing asked, nothing answered
+        Assert.Throws<ArgumentException>(() => reader.GetNodes(hashes, positions, new SmtNode[1], found));
+        Assert.Throws<ArgumentException>(() => reader.GetNodes(hashes, positions[1..], nodes, found));
     }
 
     [Fact]
@@ -422,30 +432,39 @@ public abstract class ShardStoreContractTests
         var leafB = SmtNode.Leaf(F(2), F(20));
         var middle = SmtNode.Middle(leafA.Hash(), leafB.Hash());
         using var reader = store.OpenNodeReader(shard.ShardId); // opened before the commits: sees them anyway
-        Assert.False(reader.TryGetNode(middle.Hash(), out _));
+        Assert.False(reader.TryGetNode(middle, out _));
 
         await store.CommitAsync(WithNodes(Next(shard, 0), [Entry(leafA), Entry(leafB), Entry(middle)], []), _ct);
-        Assert.True(reader.TryGetNode(middle.Hash(), out var got));
+        Assert.True(reader.TryGetNode(middle, out var got));
         Assert.Equal(middle, got);
-        Assert.True(reader.TryGetNode(leafA.Hash(), out got));
+        Assert.True(reader.TryGetNode(leafA, out got));
         Assert.Equal(leafA, got);
         Assert.Equal(F(1), got.Key);
         Assert.Equal(F(10), got.Value);
-        using (var otherReader = store.OpenNodeReader(other.ShardId)) Assert.False(otherReader.TryGetNode(leafA.Hash(), out _));
+        Assert.False(reader.TryGetNode(leafA.Hash(), At(leafB), out _)); // a node is found only where it sits
+        using (var otherReader = store.OpenNodeReader(other.ShardId)) Assert.False(otherReader.TryGetNode(leafA, out _));
 
         shard = await store.GetShardAsync(shard.ShardId, _ct);
-        // Removal before addition: a hash in both lists stays stored; an absent hash is ignored.
-        await store.CommitAsync(WithNodes(Next(shard, 0), [Entry(leafA)], [middle.Hash(), leafB.Hash(), leafA.Hash(), F(99)]), _ct);
-        Assert.False(reader.TryGetNode(middle.Hash(), out _));
-        Assert.False(reader.TryGetNode(leafB.Hash(), out _));
-        Assert.True(reader.TryGetNode(leafA.Hash(), out _));
+        // Removal before addition: a position in both lists holds the added node; an empty position is ignored.
+        await store.CommitAsync(WithNodes(Next(shard, 0), [Entry(leafA)], [At(middle), At(leafB), At(leafA), SmtPosition.Of(F(99), 40)]), _ct);
+        Assert.False(reader.TryGetNode(middle, out _));
+        Assert.False(reader.TryGetNode(leafB, out _));
+        Assert.True(reader.TryGetNode(leafA, out _));
+
+        // A position filled again holds the new node: a replacement in place.
+        shard = await store.GetShardAsync(shard.ShardId, _ct);
+        var leafA2 = SmtNode.Leaf(F(1), F(11));
+        await store.CommitAsync(WithNodes(Next(shard, 0), [Entry(leafA2)], [At(leafA)]), _ct);
+        Assert.False(reader.TryGetNode(leafA, out _));
+        Assert.True(reader.TryGetNode(leafA2, out got));
+        Assert.Equal(leafA2, got);
 
         store = await ReopenAsync(store, name);
         await using var opened = store;
         using var reopened = store.OpenNodeReader(shard.ShardId);
-        Assert.True(reopened.TryGetNode(leafA.Hash(), out got));
-        Assert.Equal(leafA, got);
-        Assert.False(reopened.TryGetNode(middle.Hash(), out _));
+        Assert.True(reopened.TryGetNode(leafA2, out got));
+        Assert.Equal(leafA2, got);
+        Assert.False(reopened.TryGetNode(middle, out _));
     }
 
     [Fact]
@@ -470,7 +489,7 @@ public abstract class ShardStoreContractTests
         {
             Assert.Equal(2, (await AllKeysAsync(store, s.ShardId)).Count);
             using var reader = store.OpenNodeReader(s.ShardId);
-            Assert.True(reader.TryGetNode(SmtNode.Leaf(F((ulong)s.ShardId), F(7)).Hash(), out _));
+            Assert.True(reader.TryGetNode(SmtNode.Leaf(F((ulong)s.ShardId), F(7)), out _));
         }
     }
 
@@ -540,7 +559,7 @@ public abstract class ShardStoreContractTests
     {
         var (store, name, shard, rows, tree) = await NewFilledShardAsync(300);
         var before = await store.ListShardsAsync(_ct);
-        using (var early = store.OpenNodeReader(shard.ShardId)) Assert.True(early.TryGetNode(tree.Root, out _));
+        using (var early = store.OpenNodeReader(shard.ShardId)) Assert.True(early.TryGetNode(tree.Root, SmtPosition.Root, out _));
         var reader = store.OpenNodeReader(shard.ShardId); // opened before the split: must see the new node set
 
         var split = SplitOf(shard, K("60"), rows);
@@ -556,11 +575,11 @@ public abstract class ShardStoreContractTests
         // The left shard's tree was replaced: the old root and the right side's leaves are gone from it, its own nodes are there.
         var leftTree = TreeOf(rows.Where(r => KeyRange.Compare(r.Key, split.SplitKey) < 0));
         var rightTree = TreeOf(rows.Where(r => KeyRange.Compare(r.Key, split.SplitKey) >= 0));
-        Assert.False(reader.TryGetNode(tree.Root, out _));
+        Assert.False(reader.TryGetNode(tree.Root, SmtPosition.Root, out _));
         AssertNodes(reader, leftTree.Nodes);
-        var leftHashes = leftTree.Nodes.Select(n => n.Hash).ToHashSet();
-        foreach (var stale in tree.Nodes.Where(n => !leftHashes.Contains(n.Hash))) Assert.False(reader.TryGetNode(stale.Hash, out _));
-        foreach (var moved in rightTree.Nodes) Assert.False(reader.TryGetNode(moved.Hash, out _));
+        var leftNodes = leftTree.Nodes.ToHashSet();
+        foreach (var stale in tree.Nodes.Where(n => !leftNodes.Contains(n))) Assert.False(reader.TryGetNode(stale, out _));
+        foreach (var moved in rightTree.Nodes) Assert.False(reader.TryGetNode(moved, out _));
         reader.Dispose();
 
         store = await ReopenAsync(store, name);
@@ -585,7 +604,7 @@ public abstract class ShardStoreContractTests
         {
             ShardId = right.ShardId, Epoch = right.Epoch, ExpectedVersion = right.Version, NewVersion = right.Version + 1, NewRoot = staged.NewRoot,
             NewKeyCount = right.KeyCount + 1, TimestampMicros = right.UpdatedAtMicros + 1, Rows = [added],
-            AddedNodes = staged.AddedNodes, RemovedNodes = staged.RemovedNodes,
+            AddedNodes = staged.AddedNodes, RemovedPositions = staged.RemovedPositions,
         }, _ct);
         nodes.AcceptStaged();
         Assert.Equal(TreeOf(rows.Where(r => KeyRange.Compare(r.Key, split.SplitKey) >= 0).Append(added)).Root, staged.NewRoot);
@@ -671,7 +690,7 @@ public abstract class ShardStoreContractTests
         var (left, right) = await store.SplitAsync(SplitOf(shard, K("5a"), rows), _ct);
         var rightTree = TreeOf(rows.Where(r => KeyRange.Compare(r.Key, K("5a")) >= 0));
         var rightReader = store.OpenNodeReader(right.ShardId);
-        Assert.True(rightReader.TryGetNode(right.Root, out _));
+        Assert.True(rightReader.TryGetNode(right.Root, SmtPosition.Root, out _));
 
         var merge = MergeOf(left, right, rows);
         Assert.Equal(tree.Root, merge.Root); // the same rows make the same tree
@@ -680,7 +699,7 @@ public abstract class ShardStoreContractTests
         Assert.Equal(new ShardState(shard.ShardId, Range("40", "80"), merge.NewVersion, shard.Epoch, tree.Root, rows.Length, merge.TimestampMicros,
             merge.NewVersion), merged);
         // The right shard is gone, nodes and all, and its old reader finds nothing.
-        foreach (var node in rightTree.Nodes) Assert.False(rightReader.TryGetNode(node.Hash, out _));
+        foreach (var node in rightTree.Nodes) Assert.False(rightReader.TryGetNode(node, out _));
         rightReader.Dispose();
 
         store = await ReopenAsync(store, name);
@@ -697,7 +716,7 @@ public abstract class ShardStoreContractTests
         Assert.Equal(GridErrorCode.UnknownShard, await ErrorOf(async () => await store.ClaimAsync(right.ShardId, _ct)));
         Assert.Equal(GridErrorCode.UnknownShard, await ErrorOf(async () => await store.CommitAsync(Next(right, 1, Put("70", "01")), _ct)));
         using var gone = store.OpenNodeReader(right.ShardId);
-        Assert.False(gone.TryGetNode(right.Root, out _));
+        Assert.False(gone.TryGetNode(right.Root, SmtPosition.Root, out _));
     }
 
     [Fact]
@@ -940,7 +959,7 @@ public abstract class ShardStoreContractTests
         // The tree is untouched: its nodes are all there, the data commits added none.
         using var reader = store.OpenNodeReader(shard.ShardId);
         AssertNodes(reader, tree.Nodes);
-        Assert.False(reader.TryGetNode(TreeOf(current).Root, out _));
+        Assert.False(reader.TryGetNode(TreeOf(current).Root, SmtPosition.Root, out _));
     }
 
     [Fact]
@@ -969,16 +988,17 @@ public abstract class ShardStoreContractTests
 
         var first = FoldOf(store, await store.GetShardAsync(shard.ShardId, _ct), v1.Rows, v1.NewVersion);
         await store.CommitTreeAsync(first, _ct);
-        var v2 = DataCommit(await store.GetShardAsync(shard.ShardId, _ct), Put("41", "dd"));
+        var v2 = DataCommit(await store.GetShardAsync(shard.ShardId, _ct), Put("41", "dd"), Del("42"));
         await store.CommitAsync(v2, _ct);
         var second = FoldOf(store, await store.GetShardAsync(shard.ShardId, _ct), v2.Rows, v2.NewVersion);
-        Assert.NotEmpty(second.RemovedNodes); // the old leaf of 41 and the nodes above it
+        Assert.NotEmpty(second.AddedNodes); // the new leaf of 41 and the nodes above it, in place of the old ones
+        Assert.NotEmpty(second.RemovedPositions); // where 42's leaf was, and what its deletion collapsed
         await store.CommitTreeAsync(second, _ct);
         var end = store.Statistics;
         Assert.Equal(afterData.TreeCommits + 2, end.TreeCommits);
         Assert.Equal(afterData.NodesWritten + first.AddedNodes.Count + second.AddedNodes.Count, end.NodesWritten);
-        Assert.Equal(afterData.NodesDeleted + first.RemovedNodes.Count + second.RemovedNodes.Count, end.NodesDeleted);
-        Assert.Equal((afterData.DataCommits + 1, afterData.RowsWritten + 1), (end.DataCommits, end.RowsWritten));
+        Assert.Equal(afterData.NodesDeleted + first.RemovedPositions.Count + second.RemovedPositions.Count, end.NodesDeleted);
+        Assert.Equal((afterData.DataCommits + 1, afterData.RowsWritten + 2), (end.DataCommits, end.RowsWritten));
         Assert.True(end.TreeCommitTime > afterData.TreeCommitTime);
         Assert.True(end.Transactions >= afterData.Transactions + 3);
     }
@@ -1032,7 +1052,7 @@ public abstract class ShardStoreContractTests
         var rowsAt2 = Applied(rows, v2.Rows);
         var fold = FoldOf(store, before, v2.Rows, v2.NewVersion);
         Assert.Equal(TreeOf(rowsAt2).Root, fold.NewRoot);
-        Assert.NotEmpty(fold.RemovedNodes);
+        Assert.NotEmpty(fold.RemovedPositions);
         await store.CommitTreeAsync(fold, _ct);
 
         var folded = await store.GetShardAsync(shard.ShardId, _ct);
@@ -1040,9 +1060,11 @@ public abstract class ShardStoreContractTests
         using (var reader = store.OpenNodeReader(shard.ShardId))
         {
             AssertNodes(reader, fold.AddedNodes);
-            var readded = fold.AddedNodes.Select(n => n.Hash).ToHashSet();
-            foreach (var removed in fold.RemovedNodes.Where(h => !readded.Contains(h))) Assert.False(reader.TryGetNode(removed, out _));
-            Assert.False(reader.TryGetNode(tree.Root, out _));
+            // A position emptied and not filled again no longer holds the node the old tree had there.
+            var refilled = fold.AddedNodes.Select(n => n.Position).ToHashSet();
+            var emptied = fold.RemovedPositions.Where(p => !refilled.Contains(p)).ToHashSet();
+            foreach (var old in tree.Nodes.Where(n => emptied.Contains(n.Position))) Assert.False(reader.TryGetNode(old, out _));
+            Assert.False(reader.TryGetNode(tree.Root, SmtPosition.Root, out _));
         }
         var unfolded = await store.ReadUnfoldedAsync(shard.ShardId, _ct);
         Assert.Equal(v2.NewVersion, unfolded.TreeVersion);
@@ -1106,11 +1128,11 @@ public abstract class ShardStoreContractTests
 
         (ShardCommit Commit, string Why)[] commits =
         [
-            (WithNodes(Next(current, current.KeyCount + 1, Put("43", "03")), good.AddedNodes.ToArray(), good.RemovedNodes.ToArray()),
+            (WithNodes(Next(current, current.KeyCount + 1, Put("43", "03")), good.AddedNodes.ToArray(), good.RemovedPositions.ToArray()),
                 "a combined commit while changes are unfolded"),
             (Next(current, current.KeyCount + 1, Put("43", "03")), "a combined commit without nodes while changes are unfolded"),
             (WithNodes(DataCommit(current, Put("43", "03")), good.AddedNodes.ToArray(), []), "a data commit adding nodes"),
-            (WithNodes(DataCommit(current, Put("43", "03")), [], [tree.Root]), "a data commit removing nodes"),
+            (WithNodes(DataCommit(current, Put("43", "03")), [], [SmtPosition.Root]), "a data commit removing nodes"),
             (DataCommit(current, current.KeyCount, Put("43", "03")), "a data commit with a wrong key count"),
         ];
         foreach (var (commit, why) in commits)
@@ -1218,7 +1240,7 @@ public abstract class ShardStoreContractTests
     private static ShardTreeCommit WithTreeVersions(ShardTreeCommit c, long expected, long next) => new()
     {
         ShardId = c.ShardId, Epoch = c.Epoch, ExpectedTreeVersion = expected, NewTreeVersion = next, NewRoot = c.NewRoot,
-        AddedNodes = c.AddedNodes, RemovedNodes = c.RemovedNodes,
+        AddedNodes = c.AddedNodes, RemovedPositions = c.RemovedPositions,
     };
 
     /// <summary><paramref name="rows"/> after <paramref name="commits"/>' rows, in key order (lower-case hex orders as the bytes do).</summary>
@@ -1246,7 +1268,7 @@ public abstract class ShardStoreContractTests
         Assert.Equal(unfolded, Listed(await store.ReadUnfoldedAsync(shardId, _ct)));
         using var reader = store.OpenNodeReader(shardId);
         AssertNodes(reader, tree.Nodes);
-        Assert.False(reader.TryGetNode(refusedRoot, out _));
+        Assert.False(reader.TryGetNode(refusedRoot, SmtPosition.Root, out _));
     }
 
     // ---------------------------------------------------------------- split and merge helpers
@@ -1260,7 +1282,7 @@ public abstract class ShardStoreContractTests
         var tree = new SparseMerkleTree(nodes);
         var changes = rows.Select(r => SmtChange.Upsert(PoseidonBytes.Hash(r.Key), PoseidonBytes.Hash(r.Value!))).ToArray();
         if (changes.Length > 0) tree.ApplyBatch(changes);
-        return new BuiltTree(tree.Root, nodes.Nodes.ToArray(), changes.Length);
+        return new BuiltTree(tree.Root, tree.EnumerateNodes().ToArray(), changes.Length); // with their positions
     }
 
     /// <summary><paramref name="n"/> rows spread over [40, 80) (three-byte keys, first byte 40 … 7f).</summary>
@@ -1354,9 +1376,9 @@ public abstract class ShardStoreContractTests
 
     private static void AssertNodes(IShardNodeReader reader, IEnumerable<SmtNodeEntry> nodes)
     {
-        foreach (var (hash, node) in nodes)
+        foreach (var (hash, node, position) in nodes)
         {
-            Assert.True(reader.TryGetNode(hash, out var got), $"node {hash} is stored");
+            Assert.True(reader.TryGetNode(hash, position, out var got), $"node {hash} is stored at {position}");
             Assert.Equal(node, got);
         }
     }
@@ -1385,27 +1407,27 @@ public abstract class ShardStoreContractTests
         AssertNodes(reader, tree.Nodes);
         var max = (await store.ListShardsAsync(_ct)).Max(s => s.ShardId);
         using var next = store.OpenNodeReader(max + 1);
-        foreach (var node in tree.Nodes.Take(20)) Assert.False(next.TryGetNode(node.Hash, out _));
+        foreach (var node in tree.Nodes.Take(20)) Assert.False(next.TryGetNode(node, out _));
     }
 
     // ---------------------------------------------------------------- helpers
 
     /// <summary>The shard is exactly <paramref name="expected"/>, holds exactly <paramref name="keys"/> and not <paramref name="absentNode"/>.</summary>
-    private async Task AssertUnchanged(IShardStore store, ShardState expected, string[] keys, Fr? absentNode)
+    private async Task AssertUnchanged(IShardStore store, ShardState expected, string[] keys, SmtNode? absentNode)
     {
         Assert.Equal(expected, await store.GetShardAsync(expected.ShardId, _ct));
         Assert.Equal(keys, await AllKeysAsync(store, expected.ShardId));
-        if (absentNode is { } hash)
+        if (absentNode is { } node)
         {
             using var reader = store.OpenNodeReader(expected.ShardId);
-            Assert.False(reader.TryGetNode(hash, out _));
+            Assert.False(reader.TryGetNode(node, out _));
         }
     }
 
-    private static ShardCommit WithNodes(ShardCommit c, SmtNodeEntry[] added, Fr[] removed) => new()
+    private static ShardCommit WithNodes(ShardCommit c, SmtNodeEntry[] added, SmtPosition[] removed) => new()
     {
         ShardId = c.ShardId, Epoch = c.Epoch, ExpectedVersion = c.ExpectedVersion, NewVersion = c.NewVersion, NewRoot = c.NewRoot,
-        NewKeyCount = c.NewKeyCount, TimestampMicros = c.TimestampMicros, Rows = c.Rows, AddedNodes = added, RemovedNodes = removed,
+        NewKeyCount = c.NewKeyCount, TimestampMicros = c.TimestampMicros, Rows = c.Rows, AddedNodes = added, RemovedPositions = removed,
     };
 
     private static ShardCommit Clone(ShardCommit c, long newVersion) => new()

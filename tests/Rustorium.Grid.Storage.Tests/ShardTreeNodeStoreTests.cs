@@ -108,8 +108,9 @@ public abstract class ShardTreeNodeStoreTests(ITestOutputHelper output)
 
         // The store holds exactly the reference tree's nodes: every live one, none of the dead ones.
         using var reader = store.OpenNodeReader(shardId);
-        foreach (var hash in recording.Current) Assert.True(reader.TryGetNode(hash, out _), $"live node {hash} is missing");
-        foreach (var hash in recording.Ever.Except(recording.Current)) Assert.False(reader.TryGetNode(hash, out _), $"dead node {hash} was left behind");
+        foreach (var (hash, at) in recording.Current) Assert.True(reader.TryGetNode(hash, at, out _), $"live node {hash} is missing at {at}");
+        foreach (var (hash, at) in recording.Ever.Except(recording.Current))
+            Assert.False(reader.TryGetNode(hash, at, out _), $"dead node {hash} was left behind at {at}");
         Assert.Equal(state.KeyCount, (await store.ScanAsync(shardId, Array.Empty<byte>(), null, 10_000, _ct)).Count);
     }
 
@@ -261,10 +262,10 @@ public abstract class ShardTreeNodeStoreTests(ITestOutputHelper output)
         writer.Delete(K("aa"));
         var staged = await writer.CommitAsync(_ct);
         Assert.Equal(root, staged.NewRoot);
-        Assert.Empty(staged.RemovedNodes);
+        Assert.Empty(staged.RemovedPositions);
         // What is left are re-additions of the path the insert had replaced: nodes the store already holds.
         using var reader = store.OpenNodeReader(shardId);
-        Assert.All(staged.AddedNodes, e => Assert.True(reader.TryGetNode(e.Hash, out _)));
+        Assert.All(staged.AddedNodes, e => Assert.True(reader.TryGetNode(e, out _)));
     }
 
     /// <summary>

@@ -98,7 +98,7 @@ internal sealed class TestShardWriter : IShardChanges, IDisposable
             TimestampMicros = 1_700_000_000_000_000 + State.Version,
             Rows = _pendingRows.Select(kv => new RowWrite(Convert.FromHexString(kv.Key), kv.Value)).ToArray(),
             AddedNodes = staged.AddedNodes,
-            RemovedNodes = staged.RemovedNodes,
+            RemovedPositions = staged.RemovedPositions,
         };
         try
         {
@@ -125,15 +125,18 @@ internal sealed class TestShardWriter : IShardChanges, IDisposable
     public void Dispose() => Nodes.Dispose();
 }
 
-/// <summary>An in-memory node store that also remembers every node it ever held (to check the shard store deleted the dead ones).</summary>
+/// <summary>
+/// An in-memory node store that also remembers every node it ever held and where (to check the shard store emptied the
+/// positions of the dead ones): it follows the batches' positions as a store keyed by position would.
+/// </summary>
 internal sealed class RecordingNodeStore : ISmtNodeStore
 {
     private readonly InMemorySmtNodeStore _inner = new();
-    private readonly HashSet<Fr> _current = new();
+    private readonly Dictionary<SmtPosition, Fr> _current = new();
 
-    public HashSet<Fr> Ever { get; } = new();
+    public HashSet<(Fr Hash, SmtPosition At)> Ever { get; } = new();
 
-    public IReadOnlyCollection<Fr> Current => _current;
+    public IEnumerable<(Fr Hash, SmtPosition At)> Current => _current.Select(p => (p.Value, p.Key));
 
     public Fr Root => _inner.Root;
 
@@ -142,12 +145,16 @@ internal sealed class RecordingNodeStore : ISmtNodeStore
     public void Commit(SmtNodeBatch batch)
     {
         _inner.Commit(batch);
-        foreach (var h in batch.Removed) _current.Remove(h);
-        foreach (var e in batch.Added)
-        {
-            _current.Add(e.Hash);
-            Ever.Add(e.Hash);
-        }
+        foreach (var at in batch.RemovedPositions) _current.Remove(at);
+        foreach (var move in batch.Moved) _current.Remove(move.From);
+        foreach (var e in batch.Added) Hold(e.Hash, e.Position);
+        foreach (var move in batch.Moved) Hold(move.Hash, move.To);
+    }
+
+    private void Hold(Fr hash, SmtPosition at)
+    {
+        _current[at] = hash;
+        Ever.Add((hash, at));
     }
 }
 

@@ -471,7 +471,7 @@ internal sealed class ShardFolder : IAsyncDisposable
                             NewTreeVersion = version,
                             NewRoot = changes.NewRoot,
                             AddedNodes = changes.AddedNodes,
-                            RemovedNodes = changes.RemovedNodes,
+                            RemovedPositions = changes.RemovedPositions,
                         }, CancellationToken.None).ConfigureAwait(false);
                         retryDelay = TimeSpan.FromMilliseconds(50);
                         break;

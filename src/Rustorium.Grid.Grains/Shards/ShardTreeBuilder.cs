@@ -59,6 +59,6 @@ public static class ShardTreeBuilder
             for (int i = 0; i < n; i++) changes[i] = SmtChange.Insert(keyHashes[i], valueHashes[i]);
             tree.ApplyBatch(changes.AsSpan(0, n));
         }
-        return new BuiltTree(tree.Root, rows.Count, store.Nodes.ToList());
+        return new BuiltTree(tree.Root, rows.Count, tree.EnumerateNodes().ToList()); // with their positions
     }
 }

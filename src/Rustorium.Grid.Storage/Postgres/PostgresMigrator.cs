@@ -1,4 +1,6 @@
 using Npgsql;
+using Rustorium.Grid.Crypto;
+using Rustorium.Grid.Crypto.Smt;
 
 namespace Rustorium.Grid.Storage.Postgres;
 
@@ -71,12 +73,80 @@ public static class PostgresMigrator
         {
             if (applied.ContainsKey(migration.Version)) continue;
             await ExecuteAsync(connection, tx, migration.Sql, cancellationToken).ConfigureAwait(false);
+            if (migration.Version == TreeNodesByPosition) await CopyTreeNodesByPositionAsync(connection, tx, schema, cancellationToken).ConfigureAwait(false);
             await ExecuteAsync(connection, tx, "INSERT INTO schema_migrations (version, name, checksum) VALUES (@version, @name, @checksum)",
                 cancellationToken, ("version", migration.Version), ("name", migration.Name), ("checksum", migration.Checksum)).ConfigureAwait(false);
             ran.Add(migration);
         }
         await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
         return ran;
+    }
+
+    /// <summary>The script that creates <c>tree_nodes</c>; its data step copies the trees there from <c>smt_nodes</c>.</summary>
+    private const int TreeNodesByPosition = 7;
+
+    /// <summary>Nodes per INSERT while copying a tree.</summary>
+    private const int CopyChunk = 8192;
+
+    /// <summary>
+    /// Copies every shard's tree from the hash-keyed <c>smt_nodes</c> into <c>tree_nodes</c> at the positions a walk from
+    /// the shard's root gives (one shard's nodes read in one query, walked in memory, written in chunks), then drops
+    /// <c>smt_nodes</c>; in the migration's transaction: all or nothing.
+    /// </summary>
+    private static async Task CopyTreeNodesByPositionAsync(NpgsqlConnection connection, NpgsqlTransaction tx, string schema, CancellationToken cancellationToken)
+    {
+        await using (var exists = new NpgsqlCommand(PostgresStatements.OldNodesExist, connection, tx))
+        {
+            if (Convert.ToInt64(await exists.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false), System.Globalization.CultureInfo.InvariantCulture) == 0)
+                return;
+        }
+        var roots = new List<(long Id, Fr Root)>();
+        await using (var select = new NpgsqlCommand(PostgresStatements.SelectShardRoots, connection, tx))
+        await using (var reader = await select.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+        {
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                long id = reader.GetInt64(0);
+                roots.Add((id, FieldBytes.Read(reader.GetFieldValue<byte[]>(1), $"root of shard {id}")));
+            }
+        }
+        foreach (var (id, root) in roots)
+        {
+            if (root.IsZero) continue;
+            var old = new Dictionary<Fr, SmtNode>();
+            await using (var select = new NpgsqlCommand(PostgresStatements.SelectOldNodes, connection, tx))
+            {
+                select.Parameters.AddWithValue("id", id);
+                await using var reader = await select.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+                while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    var hash = FieldBytes.Read(reader.GetFieldValue<byte[]>(0), $"hash of a node of shard {id}");
+                    var a = FieldBytes.Read(reader.GetFieldValue<byte[]>(2), $"child/key of node {hash}");
+                    var b = FieldBytes.Read(reader.GetFieldValue<byte[]>(3), $"child/value of node {hash}");
+                    old[hash] = reader.GetInt16(1) == (short)SmtNodeKind.Leaf ? SmtNode.Leaf(a, b) : SmtNode.Middle(a, b);
+                }
+            }
+            var entries = new List<SmtNodeEntry>(old.Count);
+            TreeNodeMigration.Copy(root, h => old.TryGetValue(h, out var node) ? node : null, entries.Add,
+                $"Migrating the tree of shard {id} in PostgreSQL schema {schema} to nodes keyed by position");
+            for (int start = 0; start < entries.Count; start += CopyChunk)
+            {
+                int length = PostgresShardStore.PackNodes(entries.GetRange(start, Math.Min(CopyChunk, entries.Count - start)),
+                    "Migration", "nodes", out var packed);
+                try
+                {
+                    await using var insert = new NpgsqlCommand(PostgresStatements.InsertNodes, connection, tx);
+                    insert.Parameters.AddWithValue("id", id);
+                    insert.Parameters.Add(PostgresShardStore.Packed("nodes", packed!, length));
+                    await insert.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+                }
+                finally
+                {
+                    System.Buffers.ArrayPool<byte>.Shared.Return(packed!);
+                }
+            }
+        }
+        await ExecuteAsync(connection, tx, PostgresStatements.DropOldNodes, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>The schema name as a quoted identifier; only letters, digits and underscores (starting with a letter or underscore), at most 63 characters.</summary>

@@ -297,7 +297,7 @@ public sealed class PostgresShardStore : IShardStore
                     deleteKeys[d++] = sorted[i].Key;
                 }
             }
-            int removedLength = PackHashes(commit.RemovedNodes, out removed);
+            int removedLength = PackPositions(commit.RemovedPositions, out removed);
             int addedLength = PackNodes(commit.AddedNodes, $"Commit to shard {commit.ShardId}", nameof(ShardCommit.AddedNodes), out added);
 
             await using var connection = await OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
@@ -382,7 +382,7 @@ public sealed class PostgresShardStore : IShardStore
         byte[]? removed = null, added = null;
         try
         {
-            int removedLength = PackHashes(commit.RemovedNodes, out removed);
+            int removedLength = PackPositions(commit.RemovedPositions, out removed);
             int addedLength = PackNodes(commit.AddedNodes, what, nameof(ShardTreeCommit.AddedNodes), out added);
             await using var connection = await OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
             long start = Stopwatch.GetTimestamp();
@@ -731,29 +731,37 @@ public sealed class PostgresShardStore : IShardStore
     private GridException ShardIdCounterMissing() => new(GridErrorCode.Corrupted,
         $"The shard id counter (table shard_id_counter, 0004) of {_where} has no row; was the schema changed outside the grid?");
 
-    /// <summary>The deletion and addition of tree nodes, as packed by <see cref="PackHashes"/> and <see cref="PackNodes"/>.</summary>
+    /// <summary>The emptied positions and the stored nodes, as packed by <see cref="PackPositions"/> and <see cref="PackNodes"/>.</summary>
     private static void AddNodeChanges(NpgsqlBatch batch, long shardId, byte[]? removed, int removedLength, byte[]? added, int addedLength)
     {
         if (removedLength > 0)
-            batch.BatchCommands.Add(Command(PostgresStatements.DeleteNodes, Int64("id", shardId), Packed("hashes", removed!, removedLength)));
+            batch.BatchCommands.Add(Command(PostgresStatements.DeleteNodes, Int64("id", shardId), Packed("positions", removed!, removedLength)));
         if (addedLength > 0)
             batch.BatchCommands.Add(Command(PostgresStatements.InsertNodes, Int64("id", shardId), Packed("nodes", added!, addedLength)));
     }
 
-    /// <summary>Hashes packed back to back (32 bytes each) in a pooled buffer; returns the used length.</summary>
-    private static int PackHashes(IReadOnlyList<Fr> hashes, out byte[]? buffer)
+    /// <summary>Positions as packed records (length, encoding padded with zeros) in a pooled buffer; returns the used length.</summary>
+    private static int PackPositions(IReadOnlyList<SmtPosition> positions, out byte[]? buffer)
     {
         buffer = null;
-        if (hashes.Count == 0) return 0;
-        int length = hashes.Count * FieldBytes.Length;
+        if (positions.Count == 0) return 0;
+        const int record = PostgresStatements.PositionRecordLength;
+        int length = positions.Count * record;
         buffer = ArrayPool<byte>.Shared.Rent(length);
-        for (int i = 0; i < hashes.Count; i++) hashes[i].WriteBigEndian(buffer.AsSpan(i * FieldBytes.Length, FieldBytes.Length));
+        for (int i = 0; i < positions.Count; i++) WritePosition(positions[i], buffer.AsSpan(i * record, record));
         return length;
     }
 
-    /// <summary>Nodes as packed records (kind, hash, a, b) in a pooled buffer; returns the used length.</summary>
+    /// <summary>One packed position: its length, then its encoding, zero-padded to <see cref="PostgresStatements.PositionRecordLength"/> bytes.</summary>
+    private static void WritePosition(in SmtPosition position, Span<byte> record)
+    {
+        record.Clear();
+        record[0] = (byte)position.Encode(record[1..]);
+    }
+
+    /// <summary>Nodes as packed records (position, kind, hash, a, b) in a pooled buffer; returns the used length.</summary>
     /// <exception cref="GridException"><see cref="GridErrorCode.InvalidArgument"/> for an entry that is not a node.</exception>
-    private static int PackNodes(IReadOnlyList<SmtNodeEntry> nodes, string what, string list, out byte[]? buffer)
+    internal static int PackNodes(IReadOnlyList<SmtNodeEntry> nodes, string what, string list, out byte[]? buffer)
     {
         buffer = null;
         if (nodes.Count == 0) return 0;
@@ -762,23 +770,25 @@ public sealed class PostgresShardStore : IShardStore
         buffer = ArrayPool<byte>.Shared.Rent(length);
         for (int i = 0; i < nodes.Count; i++)
         {
-            var (hash, node) = nodes[i];
+            var (hash, node, position) = nodes[i];
             var target = buffer.AsSpan(i * record, record);
+            const int at = PostgresStatements.PositionRecordLength; // kind, then hash, a, b
             switch (node.Kind)
             {
                 case SmtNodeKind.Middle:
-                    node.Left.WriteBigEndian(target.Slice(1 + field, field));
-                    node.Right.WriteBigEndian(target.Slice(1 + 2 * field, field));
+                    node.Left.WriteBigEndian(target.Slice(at + 1 + field, field));
+                    node.Right.WriteBigEndian(target.Slice(at + 1 + 2 * field, field));
                     break;
                 case SmtNodeKind.Leaf:
-                    node.Key.WriteBigEndian(target.Slice(1 + field, field));
-                    node.Value.WriteBigEndian(target.Slice(1 + 2 * field, field));
+                    node.Key.WriteBigEndian(target.Slice(at + 1 + field, field));
+                    node.Value.WriteBigEndian(target.Slice(at + 1 + 2 * field, field));
                     break;
                 default:
                     throw GridException.InvalidArgument($"{what} refused: {list}[{i}] ({hash}) is not a node (kind {(byte)node.Kind}).");
             }
-            target[0] = (byte)node.Kind;
-            hash.WriteBigEndian(target.Slice(1, field));
+            WritePosition(position, target[..at]);
+            target[at] = (byte)node.Kind;
+            hash.WriteBigEndian(target.Slice(at + 1, field));
         }
         return length;
     }
@@ -803,7 +813,7 @@ public sealed class PostgresShardStore : IShardStore
     private static NpgsqlParameter<byte[][]> ByteArrays(string name, byte[][] value) =>
         new(name, NpgsqlDbType.Array | NpgsqlDbType.Bytea) { TypedValue = value };
 
-    private static NpgsqlParameter<ReadOnlyMemory<byte>> Packed(string name, byte[] buffer, int length) =>
+    internal static NpgsqlParameter<ReadOnlyMemory<byte>> Packed(string name, byte[] buffer, int length) =>
         new(name, NpgsqlDbType.Bytea) { TypedValue = buffer.AsMemory(0, length) };
 
     /// <summary>A shard row in <see cref="PostgresStatements"/>' shard column order.</summary>
@@ -834,24 +844,24 @@ public sealed class PostgresShardStore : IShardStore
 
     private sealed class NodeReader(PostgresShardStore store, long shardId) : IShardNodeReader
     {
-        /// <summary>Hashes per statement: the array parameter stays a few MB at most.</summary>
-        private const int MaxHashesPerStatement = 16 * 1024;
+        /// <summary>Positions per statement: the packed parameter stays well under a MB.</summary>
+        private const int MaxPositionsPerStatement = 16 * 1024;
 
-        public bool TryGetNode(in Fr hash, out SmtNode node)
+        public bool TryGetNode(in Fr hash, in SmtPosition position, out SmtNode node)
         {
             using var connection = Open();
             try
             {
                 using var command = new NpgsqlCommand(PostgresStatements.SelectNode, connection);
                 command.Parameters.Add(Int64("id", shardId));
-                command.Parameters.Add(Bytes("hash", FieldBytes.ToBytes(hash)));
+                command.Parameters.Add(Bytes("pos", position.ToBytes()));
                 using var r = command.ExecuteReader(CommandBehavior.SingleRow);
-                if (!r.Read())
+                if (!r.Read() || FieldBytes.Read(r.GetFieldValue<byte[]>(0), $"hash of the node at {position} of shard {shardId}") != hash)
                 {
                     node = default;
                     return false;
                 }
-                node = ReadNode(r, 0, hash);
+                node = ReadNode(r, 1, hash);
                 return true;
             }
             catch (Exception e) when (PostgresErrors.IsDatabaseFailure(e))
@@ -860,30 +870,32 @@ public sealed class PostgresShardStore : IShardStore
             }
         }
 
-        public void GetNodes(ReadOnlySpan<Fr> hashes, Span<SmtNode> nodes, Span<bool> found)
+        public void GetNodes(ReadOnlySpan<Fr> hashes, ReadOnlySpan<SmtPosition> positions, Span<SmtNode> nodes, Span<bool> found)
         {
-            NodeLookups.CheckSpans(hashes, nodes, found);
+            NodeLookups.CheckSpans(hashes, positions, nodes, found);
             found.Clear();
             if (hashes.IsEmpty) return;
-            var index = new Dictionary<Fr, int>(hashes.Length);
-            for (int i = 0; i < hashes.Length; i++) index.TryAdd(hashes[i], i);
+            var index = new Dictionary<SmtPosition, int>(hashes.Length);
+            for (int i = 0; i < hashes.Length; i++) index.TryAdd(positions[i], i);
             using var connection = Open();
             try
             {
-                for (int start = 0; start < hashes.Length; start += MaxHashesPerStatement)
+                for (int start = 0; start < hashes.Length; start += MaxPositionsPerStatement)
                 {
-                    int length = PackHashes(hashes.Slice(start, Math.Min(MaxHashesPerStatement, hashes.Length - start)).ToArray(), out var packed);
+                    int length = PackPositions(positions.Slice(start, Math.Min(MaxPositionsPerStatement, hashes.Length - start)).ToArray(), out var packed);
                     try
                     {
                         using var command = new NpgsqlCommand(PostgresStatements.SelectNodes, connection);
                         command.Parameters.Add(Int64("id", shardId));
-                        command.Parameters.Add(Packed("hashes", packed!, length));
+                        command.Parameters.Add(Packed("positions", packed!, length));
                         using var r = command.ExecuteReader();
                         while (r.Read())
                         {
-                            var hash = FieldBytes.Read(r.GetFieldValue<byte[]>(0), $"hash of a node of shard {shardId}");
-                            if (!index.TryGetValue(hash, out int i)) continue;
-                            nodes[i] = ReadNode(r, 1, hash);
+                            var position = DecodePosition(r.GetFieldValue<byte[]>(0));
+                            if (!index.TryGetValue(position, out int i)) continue;
+                            var hash = FieldBytes.Read(r.GetFieldValue<byte[]>(1), $"hash of the node at {position} of shard {shardId}");
+                            if (hash != hashes[i]) continue; // another node sits there: not the one asked for
+                            nodes[i] = ReadNode(r, 2, hash);
                             found[i] = true;
                         }
                     }
@@ -897,12 +909,24 @@ public sealed class PostgresShardStore : IShardStore
             {
                 throw PostgresErrors.Map(e, store._where, $"Reading {hashes.Length} tree nodes of shard {shardId}");
             }
-            // A hash asked for twice gets its answer in each place.
+            // A position asked for twice gets its answer in each place (if the same hash was asked there).
             for (int i = 0; i < hashes.Length; i++)
             {
-                if (found[i] || !index.TryGetValue(hashes[i], out int first) || first == i || !found[first]) continue;
+                if (found[i] || !index.TryGetValue(positions[i], out int first) || first == i || !found[first] || hashes[first] != hashes[i]) continue;
                 nodes[i] = nodes[first];
                 found[i] = true;
+            }
+        }
+
+        private SmtPosition DecodePosition(byte[] encoded)
+        {
+            try
+            {
+                return SmtPosition.Decode(encoded);
+            }
+            catch (FormatException e)
+            {
+                throw new GridException(GridErrorCode.Corrupted, $"A tree node of shard {shardId} in {store._where} has a malformed position: {e.Message}", e);
             }
         }
 

@@ -1,3 +1,5 @@
+using Rustorium.Grid.Crypto.Smt;
+
 namespace Rustorium.Grid.Storage.Postgres;
 
 /// <summary>
@@ -82,30 +84,35 @@ internal static class PostgresStatements
         "SELECT @id, @new_version, t.key FROM unnest(@keys) AS t(key) RETURNING 1) " +
         "SELECT count(*) FROM recorded";
 
+    /// <summary>Bytes of one packed position of <see cref="DeleteNodes"/> and <see cref="SelectNodes"/>: its encoded length (1),
+    /// then the encoding padded to 33 bytes = 34, the number written out in those statements' offsets.</summary>
+    public const int PositionRecordLength = 1 + SmtPosition.MaxEncodedLength;
+
     /// <summary>
-    /// 3, combined commit (and tree commit): removes tree nodes; <c>@hashes</c> is the hashes packed back to back, 32 bytes
-    /// each (an array, not a join, so the primary key is probed once per hash).
+    /// 3, combined commit (and tree commit): empties tree positions; <c>@positions</c> is the positions packed as
+    /// <see cref="PositionRecordLength"/>-byte records (an array, not a join, so the primary key is probed once each).
     /// </summary>
     public const string DeleteNodes =
-        "WITH removed AS (DELETE FROM smt_nodes WHERE shard_id = @id AND hash = ANY (ARRAY(" +
-        "SELECT substring(@hashes FROM i * 32 + 1 FOR 32) FROM generate_series(0, length(@hashes) / 32 - 1) AS i)) RETURNING 1) " +
+        "WITH removed AS (DELETE FROM tree_nodes WHERE shard_id = @id AND pos = ANY (ARRAY(" +
+        "SELECT substring(@positions FROM i * 34 + 2 FOR get_byte(@positions, i * 34)) " +
+        "FROM generate_series(0, length(@positions) / 34 - 1) AS i)) RETURNING 1) " +
         "SELECT count(*) FROM removed";
 
-    /// <summary>Bytes of one packed node record of <see cref="InsertNodes"/>: kind (1), hash, a, b (32 each) = 97, the
-    /// number written out in that statement's offsets.</summary>
-    public const int NodeRecordLength = 1 + 3 * FieldBytes.Length;
+    /// <summary>Bytes of one packed node record of <see cref="InsertNodes"/>: position length (1), position (33, padded),
+    /// kind (1), hash, a, b (32 each) = 131, the number written out in that statement's offsets.</summary>
+    public const int NodeRecordLength = PositionRecordLength + 1 + 3 * FieldBytes.Length;
 
     /// <summary>
-    /// 4, combined commit (and tree commit): adds tree nodes (after the removals: a hash in both lists stays stored);
-    /// <c>@nodes</c> is the nodes packed as <see cref="NodeRecordLength"/>-byte records. A node already stored under its
-    /// hash has the same content by construction: it is kept.
+    /// 4, combined commit (and tree commit): stores tree nodes at their positions (after the removals), replacing the node
+    /// there: a replaced node is an update of its row, which changes no indexed column (a HOT update where the page has
+    /// room). <c>@nodes</c> is the nodes packed as <see cref="NodeRecordLength"/>-byte records, each position once.
     /// </summary>
     public const string InsertNodes =
-        "WITH added AS (INSERT INTO smt_nodes (shard_id, hash, kind, a, b) " +
-        "SELECT @id, substring(@nodes FROM i * 97 + 2 FOR 32), get_byte(@nodes, i * 97), " +
-        "substring(@nodes FROM i * 97 + 34 FOR 32), substring(@nodes FROM i * 97 + 66 FOR 32) " +
-        "FROM generate_series(0, length(@nodes) / 97 - 1) AS i " +
-        "ON CONFLICT (shard_id, hash) DO NOTHING RETURNING 1) " +
+        "WITH added AS (INSERT INTO tree_nodes (shard_id, pos, kind, hash, a, b) " +
+        "SELECT @id, substring(@nodes FROM i * 131 + 2 FOR get_byte(@nodes, i * 131)), get_byte(@nodes, i * 131 + 34), " +
+        "substring(@nodes FROM i * 131 + 36 FOR 32), substring(@nodes FROM i * 131 + 68 FOR 32), substring(@nodes FROM i * 131 + 100 FOR 32) " +
+        "FROM generate_series(0, length(@nodes) / 131 - 1) AS i " +
+        "ON CONFLICT (shard_id, pos) DO UPDATE SET hash = excluded.hash, kind = excluded.kind, a = excluded.a, b = excluded.b RETURNING 1) " +
         "SELECT count(*) FROM added";
 
     // ---------------------------------------------------------------- the tree commit batch (one round trip, in this order)
@@ -180,7 +187,7 @@ internal static class PostgresStatements
     public const string MoveRowsFrom = "UPDATE rows SET shard_id = @to WHERE shard_id = @id AND key >= @from";
 
     /// <summary>Drops a shard's whole tree (the split or merge then stores the complete new one).</summary>
-    public const string DeleteShardNodes = "DELETE FROM smt_nodes WHERE shard_id = @id";
+    public const string DeleteShardNodes = "DELETE FROM tree_nodes WHERE shard_id = @id";
 
     /// <summary>Drops a shard's unfolded keys (a split or merge stores complete trees: nothing is left to fold).</summary>
     public const string DeleteShardUnfolded = "DELETE FROM unfolded_keys WHERE shard_id = @id";
@@ -207,13 +214,24 @@ internal static class PostgresStatements
     public const string ScanRowsToEnd =
         "SELECT key, value, version, ts FROM rows WHERE shard_id = @id AND key >= @start ORDER BY key LIMIT @limit";
 
-    public const string SelectNode = "SELECT kind, a, b FROM smt_nodes WHERE shard_id = @id AND hash = @hash";
+    /// <summary>The node at a position, with its hash (the reader checks it is the node the tree expects there).</summary>
+    public const string SelectNode = "SELECT hash, kind, a, b FROM tree_nodes WHERE shard_id = @id AND pos = @pos";
 
     /// <summary>
-    /// Many nodes in one round trip (a fold reads a tree level at a time), the hashes packed as <see cref="DeleteNodes"/> takes
-    /// them; rows come in no particular order.
+    /// Many nodes in one round trip (a fold reads a tree level at a time), the positions packed as <see cref="DeleteNodes"/>
+    /// takes them; rows come in no particular order.
     /// </summary>
     public const string SelectNodes =
-        "SELECT hash, kind, a, b FROM smt_nodes WHERE shard_id = @id AND hash = ANY (ARRAY(" +
-        "SELECT substring(@hashes FROM i * 32 + 1 FOR 32) FROM generate_series(0, length(@hashes) / 32 - 1) AS i))";
+        "SELECT pos, hash, kind, a, b FROM tree_nodes WHERE shard_id = @id AND pos = ANY (ARRAY(" +
+        "SELECT substring(@positions FROM i * 34 + 2 FOR get_byte(@positions, i * 34)) " +
+        "FROM generate_series(0, length(@positions) / 34 - 1) AS i))";
+
+    // Schema 6's content-addressed node table, read once by the migration to schema 7 and then dropped.
+    public const string OldNodesExist = "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'smt_nodes'";
+
+    public const string SelectOldNodes = "SELECT hash, kind, a, b FROM smt_nodes WHERE shard_id = @id";
+
+    public const string SelectShardRoots = "SELECT id, root FROM shards ORDER BY id";
+
+    public const string DropOldNodes = "DROP TABLE smt_nodes";
 }

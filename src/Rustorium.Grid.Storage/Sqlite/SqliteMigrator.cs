@@ -45,6 +45,7 @@ internal static class SqliteMigrator
         {
             if (applied.ContainsKey(migration.Version)) continue;
             using (var script = new SqliteCommand(migration.Sql, connection, tx)) script.ExecuteNonQuery();
+            if (migration.Version == TreeNodesByPosition) CopyTreeNodesByPosition(connection, tx, path);
             using var record = new SqliteCommand(SqliteStatements.InsertMigration, connection, tx);
             record.Parameters.AddWithValue("$version", migration.Version);
             record.Parameters.AddWithValue("$name", migration.Name);
@@ -55,6 +56,59 @@ internal static class SqliteMigrator
         }
         tx.Commit();
         return ran;
+    }
+
+    /// <summary>The script that creates <c>tree_nodes</c>; its data step copies the trees there from <c>smt_nodes</c>.</summary>
+    private const int TreeNodesByPosition = 4;
+
+    /// <summary>
+    /// Copies every shard's tree from the hash-keyed <c>smt_nodes</c> into <c>tree_nodes</c> at the positions a walk from
+    /// the shard's root gives, then drops <c>smt_nodes</c> (in the migration's transaction: all or nothing).
+    /// </summary>
+    private static void CopyTreeNodesByPosition(SqliteConnection connection, SqliteTransaction tx, string path)
+    {
+        using (var exists = new SqliteCommand(SqliteStatements.OldNodesExist, connection, tx))
+        {
+            if (Convert.ToInt64(exists.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) == 0) return;
+        }
+        var roots = new List<(long Id, byte[] Root)>();
+        using (var select = new SqliteCommand(SqliteStatements.SelectShardRoots, connection, tx))
+        using (var reader = select.ExecuteReader())
+        {
+            while (reader.Read()) roots.Add((reader.GetInt64(0), reader.GetFieldValue<byte[]>(1)));
+        }
+
+        using var read = new SqliteCommand(SqliteStatements.SelectOldNode, connection, tx);
+        var readShard = read.Parameters.Add("$shard", SqliteType.Integer);
+        var readHash = read.Parameters.Add("$hash", SqliteType.Blob);
+        using var write = new SqliteCommand(SqliteStatements.UpsertNode, connection, tx);
+        var shard = write.Parameters.Add("$shard", SqliteType.Integer);
+        var pos = write.Parameters.Add("$pos", SqliteType.Blob);
+        var hash = write.Parameters.Add("$hash", SqliteType.Blob);
+        var kind = write.Parameters.Add("$kind", SqliteType.Integer);
+        var a = write.Parameters.Add("$a", SqliteType.Blob);
+        var b = write.Parameters.Add("$b", SqliteType.Blob);
+        foreach (var (id, rootBytes) in roots)
+        {
+            string what = $"Migrating the tree of shard {id} in {path} to nodes keyed by position";
+            readShard.Value = shard.Value = id;
+            TreeNodeMigration.Copy(FieldBytes.Read(rootBytes, $"root of shard {id}"), h =>
+            {
+                readHash.Value = FieldBytes.ToBytes(h);
+                using var r = read.ExecuteReader();
+                return r.Read() ? SqliteRecords.ReadNode(r, h) : null;
+            }, entry =>
+            {
+                pos.Value = entry.Position.ToBytes();
+                hash.Value = FieldBytes.ToBytes(entry.Hash);
+                kind.Value = (long)entry.Node.Kind;
+                a.Value = FieldBytes.ToBytes(entry.Node.IsLeaf ? entry.Node.Key : entry.Node.Left);
+                b.Value = FieldBytes.ToBytes(entry.Node.IsLeaf ? entry.Node.Value : entry.Node.Right);
+                write.ExecuteNonQuery();
+            }, what);
+        }
+        using var drop = new SqliteCommand(SqliteStatements.DropOldNodes, connection, tx);
+        drop.ExecuteNonQuery();
     }
 
     private static Dictionary<int, (string Name, string Checksum)> ReadApplied(SqliteConnection connection, SqliteTransaction tx)

@@ -90,8 +90,9 @@ internal sealed class SqliteReadSession : IDisposable
     private readonly SqliteConnection _connection;
     private readonly SqliteCommand _selectShards, _selectShard, _shardExists, _selectRow, _scan, _scanToEnd, _selectNode;
     private readonly SqliteParameter _shardId, _existsId, _rowShard, _rowKey, _scanShard, _scanStart, _scanEnd, _scanLimit;
-    private readonly SqliteParameter _toEndShard, _toEndStart, _toEndLimit, _nodeShard, _nodeHash;
-    private readonly byte[] _hash = new byte[FieldBytes.Length];
+    private readonly SqliteParameter _toEndShard, _toEndStart, _toEndLimit, _nodeShard, _nodePos;
+    private readonly byte[] _hash = new byte[FieldBytes.Length], _storedHash = new byte[FieldBytes.Length];
+    private readonly PositionBuffers _positions = new();
 
     public SqliteReadSession(string connectionString, SqliteShardStoreOptions options)
     {
@@ -124,8 +125,7 @@ internal sealed class SqliteReadSession : IDisposable
 
             _selectNode = Command(_connection, SqliteStatements.SelectNode);
             _nodeShard = Parameter(_selectNode, "$shard", SqliteType.Integer);
-            _nodeHash = Parameter(_selectNode, "$hash", SqliteType.Blob);
-            _nodeHash.Value = _hash; // rebound from the buffer on every execution
+            _nodePos = Parameter(_selectNode, "$pos", SqliteType.Blob);
         }
         catch
         {
@@ -201,19 +201,31 @@ internal sealed class SqliteReadSession : IDisposable
         }
     }
 
-    /// <summary>Looks a node up; <paramref name="boxedShardId"/> is the shard id boxed once by the node reader.</summary>
-    public bool TryGetNode(object boxedShardId, in Fr hash, out SmtNode node)
+    /// <summary>
+    /// The node at <paramref name="position"/> if its hash is <paramref name="hash"/>; <paramref name="boxedShardId"/> is
+    /// the shard id boxed once by the node reader.
+    /// </summary>
+    public bool TryGetNode(object boxedShardId, in Fr hash, in SmtPosition position, out SmtNode node)
     {
         _nodeShard.Value = boxedShardId;
+        _nodePos.Value = _positions.Encode(position);
         FieldBytes.Write(hash, _hash);
         using var r = _selectNode.ExecuteReader();
-        if (!r.Read())
+        if (!r.Read() || !HashIs(r, _hash))
         {
             node = default;
             return false;
         }
-        node = ReadNode(r, hash);
+        node = ReadNode(r, hash, column: 1);
         return true;
+    }
+
+    // Column 0 holds the 32 bytes of the expected hash.
+    private bool HashIs(SqliteDataReader r, byte[] expected)
+    {
+        if (r.IsDBNull(0) || r.GetBytes(0, 0, null, 0, 0) != expected.Length) return false;
+        r.GetBytes(0, 0, _storedHash, 0, _storedHash.Length);
+        return _storedHash.AsSpan().SequenceEqual(expected);
     }
 
     private void Execute(string sql)

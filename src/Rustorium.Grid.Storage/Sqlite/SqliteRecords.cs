@@ -46,11 +46,12 @@ internal static class SqliteRecords
     public static Fr ReadField(SqliteDataReader r, int ordinal, string what) => FieldBytes.Read(r.GetFieldValue<byte[]>(ordinal), what);
 
     /// <summary>A node from (kind, a, b).</summary>
-    public static SmtNode ReadNode(SqliteDataReader r, in Fr hash)
+    /// <summary>A node from the columns kind, a, b starting at <paramref name="column"/>.</summary>
+    public static SmtNode ReadNode(SqliteDataReader r, in Fr hash, int column = 0)
     {
-        long kind = r.GetInt64(0);
-        var a = ReadField(r, 1, $"child/key of node {hash}");
-        var b = ReadField(r, 2, $"child/value of node {hash}");
+        long kind = r.GetInt64(column);
+        var a = ReadField(r, column + 1, $"child/key of node {hash}");
+        var b = ReadField(r, column + 2, $"child/value of node {hash}");
         return kind switch
         {
             (long)SmtNodeKind.Middle => SmtNode.Middle(a, b),

@@ -341,12 +341,12 @@ public sealed class SqliteShardStore : IShardStore
     {
         private readonly object _boxedShardId = shardId;
 
-        public bool TryGetNode(in Fr hash, out SmtNode node)
+        public bool TryGetNode(in Fr hash, in SmtPosition position, out SmtNode node)
         {
             using var lease = store._readers.Rent();
             try
             {
-                return lease.Session.TryGetNode(_boxedShardId, hash, out node);
+                return lease.Session.TryGetNode(_boxedShardId, hash, position, out node);
             }
             catch (SqliteException e)
             {
@@ -354,14 +354,14 @@ public sealed class SqliteShardStore : IShardStore
             }
         }
 
-        public void GetNodes(ReadOnlySpan<Fr> hashes, Span<SmtNode> nodes, Span<bool> found)
+        public void GetNodes(ReadOnlySpan<Fr> hashes, ReadOnlySpan<SmtPosition> positions, Span<SmtNode> nodes, Span<bool> found)
         {
-            NodeLookups.CheckSpans(hashes, nodes, found);
+            NodeLookups.CheckSpans(hashes, positions, nodes, found);
             // One connection and one prepared statement for the lot: a local lookup costs microseconds, a rent more.
             using var lease = store._readers.Rent();
             try
             {
-                for (int i = 0; i < hashes.Length; i++) found[i] = lease.Session.TryGetNode(_boxedShardId, hashes[i], out nodes[i]);
+                for (int i = 0; i < hashes.Length; i++) found[i] = lease.Session.TryGetNode(_boxedShardId, hashes[i], positions[i], out nodes[i]);
             }
             catch (SqliteException e)
             {

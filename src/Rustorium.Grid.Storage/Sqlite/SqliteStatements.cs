@@ -104,7 +104,7 @@ internal static class SqliteStatements
     public const string MoveRowsFrom = "UPDATE rows SET shard_id = $to WHERE shard_id = $shard AND key >= $from";
 
     /// <summary>Drops a shard's whole tree (a split or merge then stores the complete new one).</summary>
-    public const string DeleteShardNodes = "DELETE FROM smt_nodes WHERE shard_id = $shard";
+    public const string DeleteShardNodes = "DELETE FROM tree_nodes WHERE shard_id = $shard";
 
     // ---------------------------------------------------------------- rows
 
@@ -126,15 +126,26 @@ internal static class SqliteStatements
 
     public const string DeleteRow = "DELETE FROM rows WHERE shard_id = $shard AND key = $key";
 
-    // ---------------------------------------------------------------- tree nodes
+    // ---------------------------------------------------------------- tree nodes (0004_tree_nodes_by_position.sql)
 
-    public const string SelectNode = "SELECT kind, a, b FROM smt_nodes WHERE shard_id = $shard AND hash = $hash";
+    /// <summary>The node at a position, with its hash (the reader checks it is the node the tree expects there).</summary>
+    public const string SelectNode = "SELECT hash, kind, a, b FROM tree_nodes WHERE shard_id = $shard AND pos = $pos";
 
-    /// <summary>A node already stored under its hash has the same content by construction: keep it.</summary>
-    public const string InsertNodeIfAbsent =
-        "INSERT INTO smt_nodes (shard_id, hash, kind, a, b) VALUES ($shard, $hash, $kind, $a, $b) ON CONFLICT (shard_id, hash) DO NOTHING";
+    /// <summary>Stores a node at its position, replacing the node there: a replaced node changes in place.</summary>
+    public const string UpsertNode =
+        "INSERT INTO tree_nodes (shard_id, pos, hash, kind, a, b) VALUES ($shard, $pos, $hash, $kind, $a, $b) " +
+        "ON CONFLICT (shard_id, pos) DO UPDATE SET hash = excluded.hash, kind = excluded.kind, a = excluded.a, b = excluded.b";
 
-    public const string DeleteNode = "DELETE FROM smt_nodes WHERE shard_id = $shard AND hash = $hash";
+    public const string DeleteNode = "DELETE FROM tree_nodes WHERE shard_id = $shard AND pos = $pos";
+
+    // Schema 3's content-addressed node table, read once by the migration to schema 4 and then dropped.
+    public const string OldNodesExist = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'smt_nodes'";
+
+    public const string SelectOldNode = "SELECT kind, a, b FROM smt_nodes WHERE shard_id = $shard AND hash = $hash";
+
+    public const string SelectShardRoots = "SELECT id, root FROM shards ORDER BY id";
+
+    public const string DropOldNodes = "DROP TABLE smt_nodes";
 
     // ---------------------------------------------------------------- the tree's lag (0003_unfolded_changes.sql)
 

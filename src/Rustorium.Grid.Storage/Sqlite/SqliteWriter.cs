@@ -33,13 +33,13 @@ internal sealed class SqliteWriter : IDisposable
     private readonly SqliteParameter _insShardId, _insStart, _insEnd, _insRoot, _insUpdatedAt, _claimId, _forCommitId;
     private readonly SqliteParameter _updVersion, _updRoot, _updKeyCount, _updUpdatedAt, _updId, _updEpoch, _updExpected;
     private readonly SqliteParameter _irShard, _irKey, _irValue, _irVersion, _irTs, _urShard, _urKey, _urValue, _urVersion, _urTs;
-    private readonly SqliteParameter _drShard, _drKey, _inShard, _inHash, _inKind, _inA, _inB, _dnShard, _dnHash;
+    private readonly SqliteParameter _drShard, _drKey, _inShard, _inPos, _inHash, _inKind, _inA, _inB, _dnShard, _dnPos;
     private readonly SqliteCommand _allocateShardIds, _insertSplitShard, _updateShardRange, _deleteShard, _countRowsFrom, _moveRowsFrom, _deleteShardNodes;
     private readonly SqliteParameter _ssId, _ssStart, _ssEnd, _ssVersion, _ssEpoch, _ssRoot, _ssKeyCount, _ssUpdatedAt;
     private readonly SqliteParameter _urgEnd, _urgVersion, _urgRoot, _urgKeyCount, _urgUpdatedAt, _urgId, _urgEpoch, _urgExpected;
     private readonly SqliteParameter _dsId, _dsEpoch, _dsExpected, _crShard, _crFrom, _mrShard, _mrTo, _mrFrom, _dsnShard, _allocCount;
     private readonly byte[] _hash = new byte[FieldBytes.Length], _a = new byte[FieldBytes.Length], _b = new byte[FieldBytes.Length];
-    private readonly byte[] _removedHash = new byte[FieldBytes.Length];
+    private readonly PositionBuffers _positions = new();
     // The tree's lag (0003): unfolded keys of data commits, tree commits.
     private readonly SqliteCommand _insertUnfolded, _deleteUnfoldedThrough, _deleteShardUnfolded, _selectForTree, _updateTree, _selectUnfolded;
 
@@ -88,20 +88,21 @@ internal sealed class SqliteWriter : IDisposable
         _drShard = Parameter(_deleteRow, "$shard", SqliteType.Integer);
         _drKey = Parameter(_deleteRow, "$key", SqliteType.Blob);
 
-        _insertNode = Command(connection, SqliteStatements.InsertNodeIfAbsent);
+        _insertNode = Command(connection, SqliteStatements.UpsertNode);
         _inShard = Parameter(_insertNode, "$shard", SqliteType.Integer);
+        _inPos = Parameter(_insertNode, "$pos", SqliteType.Blob);
         _inHash = Parameter(_insertNode, "$hash", SqliteType.Blob);
         _inKind = Parameter(_insertNode, "$kind", SqliteType.Integer);
         _inA = Parameter(_insertNode, "$a", SqliteType.Blob);
         _inB = Parameter(_insertNode, "$b", SqliteType.Blob);
         _deleteNode = Command(connection, SqliteStatements.DeleteNode);
         _dnShard = Parameter(_deleteNode, "$shard", SqliteType.Integer);
-        _dnHash = Parameter(_deleteNode, "$hash", SqliteType.Blob);
-        // Hashes are written into these buffers before each execution; the driver copies them when it binds.
+        _dnPos = Parameter(_deleteNode, "$pos", SqliteType.Blob);
+        // Hashes are written into these buffers before each execution, positions into one of _positions' buffers;
+        // the driver copies them when it binds.
         _inHash.Value = _hash;
         _inA.Value = _a;
         _inB.Value = _b;
-        _dnHash.Value = _removedHash;
 
         _allocateShardIds = Command(connection, SqliteStatements.AllocateShardIds);
         _allocCount = Parameter(_allocateShardIds, "$count", SqliteType.Integer);
@@ -402,7 +403,7 @@ internal sealed class SqliteWriter : IDisposable
         long newKeyCount = CommitChecks.CheckKeyCount(commit, keyCount, inserted, deleted);
         if (commit.NewRoot is null) RecordUnfolded(commit.ShardId, commit.NewVersion, rows);
 
-        ChangeNodes(commit.RemovedNodes, commit.AddedNodes, $"Commit to shard {commit.ShardId}", nameof(ShardCommit.AddedNodes));
+        ChangeNodes(commit.RemovedPositions, commit.AddedNodes, $"Commit to shard {commit.ShardId}", nameof(ShardCommit.AddedNodes));
 
         _updVersion.Value = newVersion;
         _updRoot.Value = commit.NewRoot is { } root ? FieldBytes.ToBytes(root) : DBNull.Value;
@@ -418,15 +419,23 @@ internal sealed class SqliteWriter : IDisposable
     }
 
     /// <summary>
-    /// Removes then adds nodes of the shard <c>_dnShard</c> and <c>_inShard</c> are bound to: a hash in both lists ends up
-    /// stored (the ISmtNodeStore rule). For combined commits and tree commits alike.
+    /// Empties the removed positions, then stores the added nodes at theirs, in the shard <c>_dnShard</c> and
+    /// <c>_inShard</c> are bound to: a position in both lists ends up holding the added node. For combined commits and
+    /// tree commits alike.
     /// </summary>
-    private void ChangeNodes(IReadOnlyList<Fr> removed, IReadOnlyList<SmtNodeEntry> added, string what, string list)
+    private void ChangeNodes(IReadOnlyList<SmtPosition> removed, IReadOnlyList<SmtNodeEntry> added, string what, string list)
     {
-        foreach (var hash in removed)
+        try
         {
-            FieldBytes.Write(hash, _removedHash);
-            _deleteNode.ExecuteNonQuery();
+            foreach (var position in removed)
+            {
+                _dnPos.Value = _positions.Encode(position);
+                _deleteNode.ExecuteNonQuery();
+            }
+        }
+        finally
+        {
+            _dnPos.Value = null;
         }
         InsertNodes(added, what, list);
     }
@@ -466,7 +475,7 @@ internal sealed class SqliteWriter : IDisposable
             CommitChecks.CheckTreeCommitAgainst(commit, r.GetInt64(0), r.GetInt64(1), r.GetInt64(2));
         }
         _dnShard.Value = _inShard.Value = commit.ShardId;
-        ChangeNodes(commit.RemovedNodes, commit.AddedNodes, $"Tree commit to shard {commit.ShardId}", nameof(ShardTreeCommit.AddedNodes));
+        ChangeNodes(commit.RemovedPositions, commit.AddedNodes, $"Tree commit to shard {commit.ShardId}", nameof(ShardTreeCommit.AddedNodes));
 
         var p = _updateTree.Parameters;
         p["$root"].Value = FieldBytes.ToBytes(commit.NewRoot);
@@ -510,12 +519,13 @@ internal sealed class SqliteWriter : IDisposable
         _deleteShardUnfolded.ExecuteNonQuery();
     }
 
-    /// <summary>Stores <paramref name="nodes"/> under the shard <c>_inShard</c> is bound to (insert-if-absent).</summary>
+    /// <summary>Stores <paramref name="nodes"/> at their positions in the shard <c>_inShard</c> is bound to (replacing what is there).</summary>
     private void InsertNodes(IReadOnlyList<SmtNodeEntry> nodes, string what, string list)
     {
         for (int i = 0; i < nodes.Count; i++)
         {
-            var (hash, node) = nodes[i];
+            var (hash, node, position) = nodes[i];
+            _inPos.Value = _positions.Encode(position);
             switch (node.Kind)
             {
                 case SmtNodeKind.Middle:
@@ -534,6 +544,7 @@ internal sealed class SqliteWriter : IDisposable
             FieldBytes.Write(hash, _hash);
             _insertNode.ExecuteNonQuery();
         }
+        _inPos.Value = null;
     }
 
     /// <summary>

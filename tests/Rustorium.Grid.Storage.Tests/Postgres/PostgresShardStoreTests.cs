@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using Npgsql;
 using Rustorium.Grid.Crypto;
+using Rustorium.Grid.Crypto.Poseidon;
+using Rustorium.Grid.Crypto.Smt;
 using Rustorium.Grid.Storage.Postgres;
 using Rustorium.Grid.Testing;
 using Xunit.Abstractions;
@@ -190,7 +192,7 @@ public sealed class PostgresShardStoreTests(ITestOutputHelper output)
     public async Task ATreeCommitWritingItsNodesDoesNotHoldUpTheShardsDataCommits()
     {
         // A tree commit writes thousands of node rows; the shard's data commits wait for its row lock, so the tree commit
-        // takes that lock after its nodes, not before. Here its node removal is held up by another session's lock on a
+        // takes that lock after its nodes, not before. Here its node write is held up by another session's lock on a
         // node row: while it waits there, a data commit of the same shard goes through.
         var schema = NewSchema();
         await using var store = await PostgresStoreDatabase.OpenAsync(schema);
@@ -200,21 +202,21 @@ public sealed class PostgresShardStoreTests(ITestOutputHelper output)
         shard = await store.GetShardAsync(shard.ShardId, _ct);
         await store.CommitAsync(DataCommit(shard, Put("01", "02")), _ct);
         var fold = FoldOf(store, shard, [Put("01", "02")], 2);
-        Assert.NotEmpty(fold.RemovedNodes); // the old leaf of key 01
+        Assert.NotEmpty(fold.AddedNodes); // the new leaf of key 01, in place of the old one
 
         await using var holder = await PostgresStoreDatabase.ConnectAsync(schema);
         await using var tx = await holder.BeginTransactionAsync(_ct);
-        await using (var hold = new NpgsqlCommand("SELECT 1 FROM smt_nodes WHERE shard_id = @id AND hash = @hash FOR UPDATE", holder, tx))
+        await using (var hold = new NpgsqlCommand("SELECT 1 FROM tree_nodes WHERE shard_id = @id AND pos = @pos FOR UPDATE", holder, tx))
         {
             hold.Parameters.AddWithValue("id", shard.ShardId);
-            hold.Parameters.AddWithValue("hash", FieldBytes.ToBytes(fold.RemovedNodes[0]));
+            hold.Parameters.AddWithValue("pos", fold.AddedNodes[0].Position.ToBytes());
             Assert.Equal(1, await hold.ExecuteScalarAsync(_ct));
         }
         var treeCommit = store.CommitTreeAsync(fold, _ct).AsTask();
         await using (var probe = await PostgresStoreDatabase.ConnectAsync(schema))
         {
             await using var waiting = new NpgsqlCommand(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%DELETE FROM smt_nodes%'", probe);
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO tree_nodes%'", probe);
             var deadline = Stopwatch.StartNew();
             while ((long)(await waiting.ExecuteScalarAsync(_ct))! == 0)
             {
@@ -449,6 +451,40 @@ public sealed class PostgresShardStoreTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task ASchemaWithNodesKeyedByHashGetsThemByPositionWithEveryTreeIntact()
+    {
+        var schema = NewSchema();
+        Dictionary<long, List<RowWrite>> contents;
+        await using (var store = await PostgresStoreDatabase.OpenAsync(schema)) contents = await FillForMigrationAsync(store, _ct);
+        long nodeCount;
+        // Turn it into a schema from before 0007: the same trees in a table keyed by hash, plus a node no tree reaches.
+        await using (var raw = await PostgresStoreDatabase.ConnectAsync(schema))
+        {
+            await using (var count = new NpgsqlCommand("SELECT count(*) FROM tree_nodes", raw)) nodeCount = (long)(await count.ExecuteScalarAsync(_ct))!;
+            await ExecuteAsync(raw, "CREATE TABLE smt_nodes (shard_id bigint NOT NULL, hash bytea NOT NULL, kind smallint NOT NULL, " +
+                "a bytea NOT NULL, b bytea NOT NULL, PRIMARY KEY (shard_id, hash))");
+            await ExecuteAsync(raw, "INSERT INTO smt_nodes SELECT shard_id, hash, kind, a, b FROM tree_nodes");
+            await ExecuteAsync(raw, "INSERT INTO smt_nodes VALUES (1, decode(repeat('00', 31) || '01', 'hex'), 2, decode(repeat('00', 32), 'hex'), decode(repeat('00', 32), 'hex'))");
+            await ExecuteAsync(raw, "DROP TABLE tree_nodes");
+            await ExecuteAsync(raw, "DELETE FROM schema_migrations WHERE version = 7");
+        }
+        Assert.True(nodeCount > 400, $"{nodeCount} nodes");
+
+        await using (var store = await PostgresStoreDatabase.OpenAsync(schema)) // applies 0007 and copies the trees
+            await AssertMigratedAsync(store, contents, _ct);
+        await using (var raw = await PostgresStoreDatabase.ConnectAsync(schema))
+        {
+            await using var command = new NpgsqlCommand(
+                "SELECT (SELECT count(*) FROM tree_nodes WHERE shard_id <> 1), to_regclass('smt_nodes') IS NULL, (SELECT max(version) FROM schema_migrations)", raw);
+            await using var r = await command.ExecuteReaderAsync(_ct);
+            Assert.True(await r.ReadAsync(_ct));
+            Assert.True(r.GetInt64(0) > 200); // shard 2's tree, copied (shard 1 took writes since)
+            Assert.True(r.GetBoolean(1)); // dropped
+            Assert.Equal(PostgresShardStore.SchemaVersion, r.GetInt32(2));
+        }
+    }
+
+    [Fact]
     public async Task AnUpgradedSchemaStartsTheIdCounterAtItsLargestIdAndSkipsIdsTakenBehindIt()
     {
         var schema = NewSchema();
@@ -488,7 +524,7 @@ public sealed class PostgresShardStoreTests(ITestOutputHelper output)
         await store.DisposeAsync();
         await store.DisposeAsync(); // twice is fine
         await Assert.ThrowsAsync<ObjectDisposedException>(async () => await store.ListShardsAsync(_ct));
-        Assert.Throws<ObjectDisposedException>(() => reader.TryGetNode(Fr.One, out _));
+        Assert.Throws<ObjectDisposedException>(() => reader.TryGetNode(Fr.One, SmtPosition.Root, out _));
 
         await using var reopened = await PostgresStoreDatabase.OpenAsync(schema);
         Assert.Equal(3, (await reopened.ListShardsAsync(_ct)).Count);

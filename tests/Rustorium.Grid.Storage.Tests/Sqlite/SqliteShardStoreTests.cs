@@ -1,6 +1,8 @@
 using System.Security.Cryptography;
 using Microsoft.Data.Sqlite;
 using Rustorium.Grid.Crypto;
+using Rustorium.Grid.Crypto.Poseidon;
+using Rustorium.Grid.Crypto.Smt;
 using Rustorium.Grid.Storage.Sqlite;
 using Xunit.Abstractions;
 using static Rustorium.Grid.Storage.Tests.StoreTestKit;
@@ -145,23 +147,25 @@ public sealed class SqliteShardStoreTests : IDisposable
         {
             Assert.Equal("wal", Scalar(raw, "PRAGMA journal_mode"));
             Assert.Equal(0x52475353L, Scalar(raw, "PRAGMA application_id"));
-            Assert.Equal(3L, Scalar(raw, "SELECT count(*) FROM schema_migrations"));
+            Assert.Equal(4L, Scalar(raw, "SELECT count(*) FROM schema_migrations"));
             Assert.Equal("0001_initial", Scalar(raw, "SELECT name FROM schema_migrations WHERE version = 1"));
             Assert.Equal("0002_shard_id_counter", Scalar(raw, "SELECT name FROM schema_migrations WHERE version = 2"));
             Assert.Equal("0003_unfolded_changes", Scalar(raw, "SELECT name FROM schema_migrations WHERE version = 3"));
+            Assert.Equal("0004_tree_nodes_by_position", Scalar(raw, "SELECT name FROM schema_migrations WHERE version = 4"));
+            Assert.Equal(0L, Scalar(raw, "SELECT count(*) FROM sqlite_schema WHERE name = 'smt_nodes'")); // dropped by 0004
             Assert.Equal(3L, Scalar(raw, "SELECT last_id FROM shard_id_counter")); // the layout's ids 1…3 came from it
             appliedAt = (long)Scalar(raw, "SELECT applied_at FROM schema_migrations WHERE version = 1")!;
-            foreach (var table in new[] { "rows", "smt_nodes", "unfolded_keys" })
+            foreach (var table in new[] { "rows", "tree_nodes", "unfolded_keys" })
                 Assert.Contains("WITHOUT ROWID", (string)Scalar(raw, $"SELECT sql FROM sqlite_schema WHERE name = '{table}'")!);
             Assert.Equal(3L, Scalar(raw, "SELECT count(*) FROM shards"));
             Assert.Equal(1L, Scalar(raw, "SELECT count(*) FROM shards WHERE range_end IS NULL"));
         }
-        Assert.Equal(3, SqliteShardStore.SchemaVersion);
+        Assert.Equal(4, SqliteShardStore.SchemaVersion);
 
         await using (var store = await _directory.OpenAsync(name)) Assert.Equal(3, (await store.ListShardsAsync(_ct)).Count);
         await using (var raw = OpenRaw(name))
         {
-            Assert.Equal(3L, Scalar(raw, "SELECT count(*) FROM schema_migrations"));
+            Assert.Equal(4L, Scalar(raw, "SELECT count(*) FROM schema_migrations"));
             Assert.Equal(appliedAt, Scalar(raw, "SELECT applied_at FROM schema_migrations WHERE version = 1"));
         }
     }
@@ -335,7 +339,7 @@ public sealed class SqliteShardStoreTests : IDisposable
         }
         await using (var raw = OpenRaw(name))
         {
-            Assert.Equal(3L, Scalar(raw, "SELECT count(*) FROM schema_migrations"));
+            Assert.Equal(4L, Scalar(raw, "SELECT count(*) FROM schema_migrations"));
             Assert.Equal(8L, Scalar(raw, "SELECT last_id FROM shard_id_counter"));
         }
     }
@@ -366,6 +370,71 @@ public sealed class SqliteShardStoreTests : IDisposable
                 Assert.Empty((await store.ReadUnfoldedAsync(shard.ShardId, _ct)).Rows);
             }
             Assert.Contains(await store.ListShardsAsync(_ct), s => s.Version == 1);
+        }
+    }
+
+    [Fact]
+    public async Task AStoreWithNodesKeyedByHashGetsThemByPositionWithEveryTreeIntact()
+    {
+        const string name = "upgrade-positions";
+        Dictionary<long, List<RowWrite>> contents;
+        await using (var store = await _directory.OpenAsync(name)) contents = await FillForMigrationAsync(store, _ct);
+        long nodeCount;
+        // Turn it into a version-3 store: the same trees in a table keyed by hash (plus a node no tree reaches).
+        await using (var raw = OpenRaw(name, readOnly: false))
+        {
+            nodeCount = (long)Scalar(raw, "SELECT count(*) FROM tree_nodes")!;
+            Execute(raw, "CREATE TABLE smt_nodes (shard_id INTEGER NOT NULL REFERENCES shards (id), hash BLOB NOT NULL CHECK (length(hash) = 32), " +
+                "kind INTEGER NOT NULL CHECK (kind IN (1, 2)), a BLOB NOT NULL CHECK (length(a) = 32), b BLOB NOT NULL CHECK (length(b) = 32), " +
+                "PRIMARY KEY (shard_id, hash)) WITHOUT ROWID");
+            Execute(raw, "INSERT INTO smt_nodes SELECT shard_id, hash, kind, a, b FROM tree_nodes");
+            Execute(raw, $"INSERT INTO smt_nodes VALUES (1, x'{new string('0', 62)}01', 2, x'{new string('0', 64)}', x'{new string('0', 64)}')");
+            Execute(raw, "DROP TABLE tree_nodes");
+            Execute(raw, "DELETE FROM schema_migrations WHERE version = 4");
+        }
+        Assert.True(nodeCount > 400, $"{nodeCount} nodes");
+
+        await using (var store = await _directory.OpenAsync(name))
+            await AssertMigratedAsync(store, contents, _ct);
+        await using (var raw = OpenRaw(name))
+        {
+            Assert.Equal(4L, Scalar(raw, "SELECT count(*) FROM schema_migrations"));
+            Assert.Equal(0L, Scalar(raw, "SELECT count(*) FROM sqlite_schema WHERE name = 'smt_nodes'"));
+            Assert.Equal(0L, Scalar(raw, $"SELECT count(*) FROM tree_nodes WHERE hash = x'{new string('0', 62)}01'")); // unreachable: not copied
+        }
+    }
+
+    [Fact]
+    public async Task AStoreWhoseHashKeyedTreeIsBrokenIsRefusedAndLeftAsItWas()
+    {
+        const string name = "upgrade-broken";
+        await using (var store = await _directory.OpenAsync(name))
+        {
+            var shard = (await store.InitializeAsync([KeyRange.All], _ct))[0];
+            using var writer = await TestShardWriter.OpenAsync(store, shard.ShardId, _ct);
+            for (int i = 0; i < 20; i++) writer.Put([(byte)i], [(byte)i]);
+            await writer.CommitAsync(_ct);
+        }
+        long stored;
+        await using (var raw = OpenRaw(name, readOnly: false))
+        {
+            stored = (long)Scalar(raw, "SELECT count(*) FROM tree_nodes")!;
+            Execute(raw, "CREATE TABLE smt_nodes (shard_id INTEGER NOT NULL, hash BLOB NOT NULL, kind INTEGER NOT NULL, a BLOB NOT NULL, b BLOB NOT NULL, " +
+                "PRIMARY KEY (shard_id, hash)) WITHOUT ROWID");
+            // Every node but one leaf: the walk from the root cannot finish.
+            Execute(raw, "INSERT INTO smt_nodes SELECT shard_id, hash, kind, a, b FROM tree_nodes " +
+                "WHERE pos <> (SELECT max(pos) FROM tree_nodes WHERE kind = 2)");
+            Execute(raw, "DROP TABLE tree_nodes");
+            Execute(raw, "DELETE FROM schema_migrations WHERE version = 4");
+        }
+        var e = await Assert.ThrowsAsync<GridException>(async () => await _directory.OpenAsync(name));
+        Assert.Equal(GridErrorCode.Corrupted, e.Code);
+        Assert.Contains("shard 1", e.Message);
+        await using (var raw = OpenRaw(name))
+        {
+            Assert.Equal(3L, Scalar(raw, "SELECT count(*) FROM schema_migrations"));
+            Assert.Equal(0L, Scalar(raw, "SELECT count(*) FROM sqlite_schema WHERE name = 'tree_nodes'"));
+            Assert.Equal(stored - 1, Scalar(raw, "SELECT count(*) FROM smt_nodes")); // as it was: every node but the missing leaf
         }
     }
 
@@ -431,7 +500,7 @@ public sealed class SqliteShardStoreTests : IDisposable
         await store.DisposeAsync(); // idempotent
         await Assert.ThrowsAsync<ObjectDisposedException>(async () => await store.GetShardAsync(shard.ShardId, _ct));
         await Assert.ThrowsAsync<ObjectDisposedException>(async () => await store.CommitAsync(Next(shard, 0), _ct));
-        Assert.Throws<ObjectDisposedException>(() => reader.TryGetNode(F(1), out _));
+        Assert.Throws<ObjectDisposedException>(() => reader.TryGetNode(F(1), SmtPosition.Root, out _));
     }
 
     [Fact]
