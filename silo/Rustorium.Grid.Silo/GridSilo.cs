@@ -41,6 +41,9 @@ public static class SiloExitCode
 /// </summary>
 public static class GridSilo
 {
+    /// <summary>Long work while a store opens (a migration copying data), as lines on the silo's output.</summary>
+    private static Action<string> Report(TextWriter output) => line => output.WriteLine($"rustorium-silo: {line}");
+
     /// <summary>Runs a silo until it is told to stop; returns the process exit code (<see cref="SiloExitCode"/>).</summary>
     /// <param name="args">Command-line arguments (see <c>--help</c>).</param>
     /// <param name="output">Where <c>--help</c> goes.</param>
@@ -82,7 +85,10 @@ public static class GridSilo
                 var connection = new Npgsql.NpgsqlConnectionStringBuilder(options.Postgres);
                 storeDescription = $"PostgreSQL {connection.Host}:{connection.Port}/{connection.Database}, schema {options.PostgresSchema}";
                 store = await PostgresShardStore.OpenAsync(
-                    new PostgresShardStoreOptions { ConnectionString = options.Postgres, Schema = options.PostgresSchema, SessionOwner = address },
+                    new PostgresShardStoreOptions
+                    {
+                        ConnectionString = options.Postgres, Schema = options.PostgresSchema, SessionOwner = address, Progress = Report(output),
+                    },
                     stop).ConfigureAwait(false);
                 try
                 {
@@ -98,7 +104,8 @@ public static class GridSilo
             }
             else
             {
-                var sqlite = await SqliteShardStore.OpenAsync(new SqliteShardStoreOptions { DataDirectory = dataDirectory }, stop).ConfigureAwait(false);
+                var sqlite = await SqliteShardStore.OpenAsync(new SqliteShardStoreOptions { DataDirectory = dataDirectory, Progress = Report(output) }, stop)
+                    .ConfigureAwait(false);
                 storeDescription = sqlite.FilePath;
                 store = sqlite;
             }

@@ -36,6 +36,25 @@ internal static class TreeNodeMigration
         return count;
     }
 
+    /// <summary>The migration's progress lines: one per shard copied, then the total with the time it took.</summary>
+    public sealed class Report(Action<string>? progress, string where, int shards)
+    {
+        private readonly long _start = System.Diagnostics.Stopwatch.GetTimestamp();
+        private int _done;
+        private long _nodes;
+
+        public void ShardDone(long shardId, long nodes)
+        {
+            _done++;
+            _nodes += nodes;
+            progress?.Invoke($"Migrating tree nodes to positions in {where}: shard {shardId} done ({nodes:N0} nodes), {_done} of {shards} shards.");
+        }
+
+        public void Done() => progress?.Invoke(
+            $"Migrated tree nodes to positions in {where}: {_nodes:N0} nodes of {shards} shards in " +
+            $"{System.Diagnostics.Stopwatch.GetElapsedTime(_start).TotalSeconds:F1} s.");
+    }
+
     private sealed class HashReader(Fr root, Func<Fr, SmtNode?> read) : ISmtNodeStore
     {
         public Fr Root => root;

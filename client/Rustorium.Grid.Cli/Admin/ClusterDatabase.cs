@@ -60,12 +60,12 @@ internal sealed class ClusterDatabase
     }
 
     /// <summary>Applies the migrations this build knows that the schema lacks (creating the schema if needed); returns those that ran.</summary>
-    public async Task<IReadOnlyList<MigrationScript>> MigrateAsync(CancellationToken ct)
+    public async Task<IReadOnlyList<MigrationScript>> MigrateAsync(CancellationToken ct, Action<string>? progress = null)
     {
         await using var connection = await OpenAsync(ct).ConfigureAwait(false);
         try
         {
-            return await PostgresMigrator.MigrateAsync(connection, Schema, ct).ConfigureAwait(false);
+            return await PostgresMigrator.MigrateAsync(connection, Schema, ct, progress).ConfigureAwait(false);
         }
         catch (Exception e) when (e is NpgsqlException or TimeoutException)
         {

@@ -94,7 +94,7 @@ internal static class AdminCommand
         command.SetAction(async (parse, ct) =>
         {
             var database = ClusterDatabase.Parse(parse.GetValue(options.Postgres), parse.GetValue(options.Schema));
-            var ran = await database.MigrateAsync(ct);
+            var ran = await database.MigrateAsync(ct, line => console.Error.WriteLine(line)); // long steps on stderr: stdout stays one answer
             int version = Storage.Postgres.PostgresMigrator.LatestVersion;
             if (parse.GetValue(options.Json))
             {

@@ -31,7 +31,12 @@ public static class PostgresMigrator
     /// </summary>
     /// <exception cref="GridException"><see cref="GridErrorCode.Corrupted"/> for an edited or unknown applied migration;
     /// <see cref="GridErrorCode.InvalidArgument"/> for a schema name that is not a plain identifier.</exception>
-    public static async Task<IReadOnlyList<MigrationScript>> MigrateAsync(NpgsqlConnection connection, string schema, CancellationToken cancellationToken)
+    /// <param name="connection">An open connection (no transaction).</param>
+    /// <param name="schema">The schema to create or bring up to date.</param>
+    /// <param name="cancellationToken">Cancels (the transaction then rolls back).</param>
+    /// <param name="progress">Told about long steps, a line each (a migration that copies every shard's tree); may be null.</param>
+    public static async Task<IReadOnlyList<MigrationScript>> MigrateAsync(NpgsqlConnection connection, string schema, CancellationToken cancellationToken,
+        Action<string>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(connection);
         var quoted = QuoteSchema(schema);
@@ -73,7 +78,7 @@ public static class PostgresMigrator
         {
             if (applied.ContainsKey(migration.Version)) continue;
             await ExecuteAsync(connection, tx, migration.Sql, cancellationToken).ConfigureAwait(false);
-            if (migration.Version == TreeNodesByPosition) await CopyTreeNodesByPositionAsync(connection, tx, schema, cancellationToken).ConfigureAwait(false);
+            if (migration.Version == TreeNodesByPosition) await CopyTreeNodesByPositionAsync(connection, tx, schema, progress, cancellationToken).ConfigureAwait(false);
             await ExecuteAsync(connection, tx, "INSERT INTO schema_migrations (version, name, checksum) VALUES (@version, @name, @checksum)",
                 cancellationToken, ("version", migration.Version), ("name", migration.Name), ("checksum", migration.Checksum)).ConfigureAwait(false);
             ran.Add(migration);
@@ -93,7 +98,8 @@ public static class PostgresMigrator
     /// the shard's root gives (one shard's nodes read in one query, walked in memory, written in chunks), then drops
     /// <c>smt_nodes</c>; in the migration's transaction: all or nothing.
     /// </summary>
-    private static async Task CopyTreeNodesByPositionAsync(NpgsqlConnection connection, NpgsqlTransaction tx, string schema, CancellationToken cancellationToken)
+    private static async Task CopyTreeNodesByPositionAsync(NpgsqlConnection connection, NpgsqlTransaction tx, string schema, Action<string>? progress,
+        CancellationToken cancellationToken)
     {
         await using (var exists = new NpgsqlCommand(PostgresStatements.OldNodesExist, connection, tx))
         {
@@ -110,9 +116,14 @@ public static class PostgresMigrator
                 roots.Add((id, FieldBytes.Read(reader.GetFieldValue<byte[]>(1), $"root of shard {id}")));
             }
         }
+        var report = new TreeNodeMigration.Report(progress, $"PostgreSQL schema {schema}", roots.Count);
         foreach (var (id, root) in roots)
         {
-            if (root.IsZero) continue;
+            if (root.IsZero)
+            {
+                report.ShardDone(id, 0);
+                continue;
+            }
             var old = new Dictionary<Fr, SmtNode>();
             await using (var select = new NpgsqlCommand(PostgresStatements.SelectOldNodes, connection, tx))
             {
@@ -145,7 +156,9 @@ public static class PostgresMigrator
                     System.Buffers.ArrayPool<byte>.Shared.Return(packed!);
                 }
             }
+            report.ShardDone(id, entries.Count);
         }
+        report.Done();
         await ExecuteAsync(connection, tx, PostgresStatements.DropOldNodes, cancellationToken).ConfigureAwait(false);
     }
 

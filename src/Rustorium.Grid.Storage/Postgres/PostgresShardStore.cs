@@ -73,7 +73,7 @@ public sealed class PostgresShardStore : IShardStore
             await using var connection = await OpenConnectionAsync(dataSource, where, cancellationToken).ConfigureAwait(false);
             try
             {
-                await PostgresMigrator.MigrateAsync(connection, options.Schema, cancellationToken).ConfigureAwait(false);
+                await PostgresMigrator.MigrateAsync(connection, options.Schema, cancellationToken, options.Progress).ConfigureAwait(false);
             }
             catch (Exception e) when (PostgresErrors.IsDatabaseFailure(e))
             {

@@ -47,6 +47,12 @@ public sealed record PostgresShardStoreOptions
     public Rustorium.Grid.Cluster.SiloAddress? SessionOwner { get; init; }
 
     /// <summary>
+    /// Told about long work while the store opens, one line per step: a migration that copies every shard's tree (into
+    /// nodes keyed by position) reports each shard and the total. Default none.
+    /// </summary>
+    public Action<string>? Progress { get; init; }
+
+    /// <summary>
     /// Longest a single statement of the store may run, including waiting for a lock (<c>statement_timeout</c>); then
     /// it fails with <see cref="GridErrorCode.Timeout"/> and its transaction is rolled back. The client-side command
     /// timeout is set 5 s above it, so the server's own error normally arrives first. Default 30 s; 1 s to 1 h.

@@ -24,7 +24,7 @@ internal static class SqliteMigrator
 
     /// <summary>Applies the missing migrations on <paramref name="connection"/> (which holds no transaction); returns how many ran.</summary>
     /// <exception cref="GridException"><see cref="GridErrorCode.Corrupted"/> for an edited or unknown applied migration.</exception>
-    public static int Migrate(SqliteConnection connection, string path, long nowMicros)
+    public static int Migrate(SqliteConnection connection, string path, long nowMicros, Action<string>? progress = null)
     {
         using var tx = connection.BeginTransaction(); // BEGIN IMMEDIATE: a second process opening the store waits for us
         var applied = ReadApplied(connection, tx);
@@ -45,7 +45,7 @@ internal static class SqliteMigrator
         {
             if (applied.ContainsKey(migration.Version)) continue;
             using (var script = new SqliteCommand(migration.Sql, connection, tx)) script.ExecuteNonQuery();
-            if (migration.Version == TreeNodesByPosition) CopyTreeNodesByPosition(connection, tx, path);
+            if (migration.Version == TreeNodesByPosition) CopyTreeNodesByPosition(connection, tx, path, progress);
             using var record = new SqliteCommand(SqliteStatements.InsertMigration, connection, tx);
             record.Parameters.AddWithValue("$version", migration.Version);
             record.Parameters.AddWithValue("$name", migration.Name);
@@ -65,7 +65,7 @@ internal static class SqliteMigrator
     /// Copies every shard's tree from the hash-keyed <c>smt_nodes</c> into <c>tree_nodes</c> at the positions a walk from
     /// the shard's root gives, then drops <c>smt_nodes</c> (in the migration's transaction: all or nothing).
     /// </summary>
-    private static void CopyTreeNodesByPosition(SqliteConnection connection, SqliteTransaction tx, string path)
+    private static void CopyTreeNodesByPosition(SqliteConnection connection, SqliteTransaction tx, string path, Action<string>? progress)
     {
         using (var exists = new SqliteCommand(SqliteStatements.OldNodesExist, connection, tx))
         {
@@ -88,11 +88,12 @@ internal static class SqliteMigrator
         var kind = write.Parameters.Add("$kind", SqliteType.Integer);
         var a = write.Parameters.Add("$a", SqliteType.Blob);
         var b = write.Parameters.Add("$b", SqliteType.Blob);
+        var migration = new TreeNodeMigration.Report(progress, path, roots.Count);
         foreach (var (id, rootBytes) in roots)
         {
             string what = $"Migrating the tree of shard {id} in {path} to nodes keyed by position";
             readShard.Value = shard.Value = id;
-            TreeNodeMigration.Copy(FieldBytes.Read(rootBytes, $"root of shard {id}"), h =>
+            long copied = TreeNodeMigration.Copy(FieldBytes.Read(rootBytes, $"root of shard {id}"), h =>
             {
                 readHash.Value = FieldBytes.ToBytes(h);
                 using var r = read.ExecuteReader();
@@ -106,7 +107,9 @@ internal static class SqliteMigrator
                 b.Value = FieldBytes.ToBytes(entry.Node.IsLeaf ? entry.Node.Value : entry.Node.Right);
                 write.ExecuteNonQuery();
             }, what);
+            migration.ShardDone(id, copied);
         }
+        migration.Done();
         using var drop = new SqliteCommand(SqliteStatements.DropOldNodes, connection, tx);
         drop.ExecuteNonQuery();
     }

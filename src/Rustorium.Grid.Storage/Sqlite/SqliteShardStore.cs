@@ -102,7 +102,7 @@ public sealed class SqliteShardStore : IShardStore
             Execute(connection, SqliteStatements.EnforceForeignKeys);
             Execute(connection, SqliteStatements.TempStoreInMemory);
             Execute(connection, SqliteStatements.CacheSize(options.CacheSizeKiB));
-            SqliteMigrator.Migrate(connection, path, SqliteRecords.NowMicros());
+            SqliteMigrator.Migrate(connection, path, SqliteRecords.NowMicros(), options.Progress);
 
             meter = new ShardStoreMeter("sqlite", path);
             writer = new SqliteWriter(connection, path, options.MaxCommitsPerTransaction, meter);

@@ -45,6 +45,12 @@ public sealed record SqliteShardStoreOptions
     public TimeSpan BusyTimeout { get; init; } = TimeSpan.FromSeconds(5);
 
     /// <summary>
+    /// Told about long work while the store opens, one line per step: a migration that copies every shard's tree (into
+    /// nodes keyed by position) reports each shard and the total. Default none.
+    /// </summary>
+    public Action<string>? Progress { get; init; }
+
+    /// <summary>
     /// Page cache of each connection, in KiB (the writer and every reader have one). Default 16,384 (16 MiB),
     /// so the default store caches at most 16 MiB × (1 + <see cref="ReaderConnections"/>) = 80 MiB; 256 KiB to 16 GiB.
     /// </summary>

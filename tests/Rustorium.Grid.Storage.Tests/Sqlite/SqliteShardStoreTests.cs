@@ -394,8 +394,13 @@ public sealed class SqliteShardStoreTests : IDisposable
         }
         Assert.True(nodeCount > 400, $"{nodeCount} nodes");
 
-        await using (var store = await _directory.OpenAsync(name))
+        var progress = new List<string>();
+        await using (var store = await SqliteShardStore.OpenAsync(_directory.Options(name) with { Progress = progress.Add }, _ct))
             await AssertMigratedAsync(store, contents, _ct);
+        // One line per shard, then the total (the empty shard 3 copies nothing).
+        Assert.Equal(4, progress.Count);
+        Assert.Contains("shard 3 done (0 nodes), 3 of 3 shards", progress[2]);
+        Assert.Contains($"{nodeCount:N0} nodes of 3 shards", progress[3]);
         await using (var raw = OpenRaw(name))
         {
             Assert.Equal(4L, Scalar(raw, "SELECT count(*) FROM schema_migrations"));
