@@ -1,9 +1,9 @@
 namespace Rustorium.Grid.Crypto.Smt;
 
 /// <summary>
-/// Content-addressed storage of one sparse Merkle tree: every node is kept under its own hash
-/// (<see cref="SmtNode.Hash"/>), plus the current root hash. A tree reopened over a persistent store
-/// continues where it stopped without rehashing anything.
+/// Storage of one sparse Merkle tree: every node under its own hash (<see cref="SmtNode.Hash"/>), or, for a store that
+/// also implements <see cref="ISmtPositionedNodeStore"/>, at its position in the tree; plus the current root hash. A
+/// tree reopened over a persistent store continues where it stopped without rehashing anything.
 /// </summary>
 /// <remarks>
 /// <para><b>One store, one tree.</b> Within one canonical tree every node hash is unique: a node's hash
@@ -26,6 +26,8 @@ public interface ISmtNodeStore
 
     /// <summary>Looks up the node stored under <paramref name="hash"/>.</summary>
     /// <returns>False if no such node is stored (the tree reports that as <see cref="SmtErrorCode.CorruptStore"/>).</returns>
+    /// <exception cref="NotSupportedException">A store keyed by position (<see cref="ISmtPositionedNodeStore"/>) may refuse
+    /// lookups by hash alone; a tree over it reads with <see cref="ISmtPositionedNodeStore.TryGetNodeAt"/>.</exception>
     bool TryGetNode(in Fr hash, out SmtNode node);
 
     /// <summary>
