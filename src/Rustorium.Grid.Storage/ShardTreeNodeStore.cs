@@ -263,28 +263,26 @@ public sealed class ShardTreeNodeStore : ISmtPositionedNodeStore, IDisposable
 
     /// <summary>
     /// The net node changes staged since the last <see cref="TakeStaged"/> and the root they lead to, for one
-    /// <see cref="ShardCommit"/> (its old root is the previous taken layer's new root, or the committed root), each list in
-    /// the byte order of the positions' encodings (the stores' key order). Tree operations may go on meanwhile: they stage
-    /// into a new layer on top. Taken layers must be committed to the store in the order they were taken, and accepted
-    /// (<see cref="AcceptStaged"/>) in that order.
+    /// <see cref="ShardCommit"/> (its old root is the previous taken layer's new root, or the committed root), in no
+    /// particular order (<see cref="StagedTreeChanges.InStoreOrder"/> sorts them, outside whatever lock the caller holds
+    /// now). Tree operations may go on meanwhile: they stage into a new layer on top. Taken layers must be committed to the
+    /// store in the order they were taken, and accepted (<see cref="AcceptStaged"/>) in that order.
     /// </summary>
     public StagedTreeChanges TakeStaged()
     {
         var oldRoot = _taken.Count > 0 ? _taken[^1].RootAfter : CommittedRoot;
         var layer = _open;
-        var added = new List<(byte[] Key, SmtNodeEntry Entry)>(layer.At.Count);
-        var removed = new List<(byte[] Key, SmtPosition Position)>();
+        var added = new List<SmtNodeEntry>(layer.At.Count);
+        var removed = new List<SmtPosition>();
         foreach (var (position, slot) in layer.At)
         {
-            if (slot.Occupied) added.Add((position.ToBytes(), new SmtNodeEntry(slot.Hash, slot.Node, position)));
-            else removed.Add((position.ToBytes(), position));
+            if (slot.Occupied) added.Add(new SmtNodeEntry(slot.Hash, slot.Node, position));
+            else removed.Add(position);
         }
-        added.Sort(static (x, y) => x.Key.AsSpan().SequenceCompareTo(y.Key));
-        removed.Sort(static (x, y) => x.Key.AsSpan().SequenceCompareTo(y.Key));
         layer.RootAfter = Root;
         _taken.Add(layer);
         _open = new Layer();
-        return new StagedTreeChanges(oldRoot, layer.RootAfter, added.ConvertAll(a => a.Entry), removed.ConvertAll(r => r.Position));
+        return new StagedTreeChanges(oldRoot, layer.RootAfter, added, removed);
     }
 
     /// <summary>The store commit that carried the oldest taken layer succeeded: it becomes the committed state.</summary>
@@ -365,4 +363,18 @@ public sealed record StagedTreeChanges(Fr OldRoot, Fr NewRoot, IReadOnlyList<Smt
 {
     /// <summary>True when nothing changed.</summary>
     public bool IsEmpty => AddedNodes.Count == 0 && RemovedPositions.Count == 0 && OldRoot == NewRoot;
+
+    /// <summary>
+    /// The same changes with both lists in the byte order of the positions' encodings, the stores' key order: a store
+    /// then walks its node table's pages in order, and the nodes of one key's path, which sit together, together. (On a
+    /// model of the embedded store's checkpoints, unsorted updates cost 1.4× sorted ones: docs/benchmarks.md.)
+    /// </summary>
+    public StagedTreeChanges InStoreOrder()
+    {
+        var added = AddedNodes.Select(e => (Key: e.Position.ToBytes(), Entry: e)).ToArray();
+        Array.Sort(added, static (x, y) => x.Key.AsSpan().SequenceCompareTo(y.Key));
+        var removed = RemovedPositions.Select(p => (Key: p.ToBytes(), Position: p)).ToArray();
+        Array.Sort(removed, static (x, y) => x.Key.AsSpan().SequenceCompareTo(y.Key));
+        return this with { AddedNodes = Array.ConvertAll(added, a => a.Entry), RemovedPositions = Array.ConvertAll(removed, r => r.Position) };
+    }
 }

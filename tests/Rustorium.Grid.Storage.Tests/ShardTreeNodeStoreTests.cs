@@ -268,6 +268,31 @@ public abstract class ShardTreeNodeStoreTests(ITestOutputHelper output)
         Assert.All(staged.AddedNodes, e => Assert.True(reader.TryGetNode(e, out _)));
     }
 
+    [Fact]
+    public async Task StagedChangesAreNetPerPositionAndComeInTheStoresKeyOrder()
+    {
+        var (store, _, shardId) = await NewShardAsync();
+        await using var opened = store;
+        using var writer = await TestShardWriter.OpenAsync(store, shardId, _ct);
+        for (int i = 0; i < 200; i++) writer.Put([(byte)i, 1], [(byte)i]);
+        await writer.CommitAsync(_ct);
+
+        // Updates only: every changed position already holds a node, so nothing is emptied and each path is replaced in place.
+        for (int i = 0; i < 200; i += 10) writer.Put([(byte)i, 1], [0xee]);
+        var staged = writer.Nodes.TakeStaged();
+        Assert.Empty(staged.RemovedPositions);
+        Assert.Equal(staged.AddedNodes.Count, staged.AddedNodes.Select(e => e.Position).Distinct().Count());
+        using (var reader = store.OpenNodeReader(shardId))
+            Assert.All(staged.AddedNodes, e => Assert.False(reader.TryGetNode(e, out _))); // new nodes, at positions that hold the old ones
+
+        var ordered = staged.InStoreOrder();
+        Assert.Equal(staged.AddedNodes.ToHashSet(), ordered.AddedNodes.ToHashSet());
+        var keys = ordered.AddedNodes.Select(e => e.Position.ToBytes()).ToList();
+        for (int i = 1; i < keys.Count; i++) Assert.True(keys[i - 1].AsSpan().SequenceCompareTo(keys[i]) < 0, $"entry {i} is out of order");
+        Assert.Equal((staged.OldRoot, staged.NewRoot), (ordered.OldRoot, ordered.NewRoot));
+        writer.Nodes.DiscardStaged();
+    }
+
     /// <summary>
     /// The re-activation the grid depends on: a 100,000-key shard is reopened from disk and proves a key by reading one
     /// path, with no rebuild and no rehash (a 1,000,000-key shard differs by three or four levels).

@@ -76,7 +76,7 @@ internal static class StoreTestKit
             if (change.Value is { } value) tree.Upsert(key, PoseidonBytes.Hash(value));
             else if (tree.Contains(key)) tree.Delete(key); // deleted, or inserted and deleted again before the fold
         }
-        var staged = nodes.TakeStaged();
+        var staged = nodes.TakeStaged().InStoreOrder();
         return new ShardTreeCommit
         {
             ShardId = shard.ShardId, Epoch = shard.Epoch, ExpectedTreeVersion = shard.TreeVersion, NewTreeVersion = newTreeVersion,

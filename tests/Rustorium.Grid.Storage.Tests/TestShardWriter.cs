@@ -86,7 +86,7 @@ internal sealed class TestShardWriter : IShardChanges, IDisposable
     /// </summary>
     public async Task<StagedTreeChanges> CommitAsync(CancellationToken ct, bool sabotage = false)
     {
-        var staged = Nodes.TakeStaged();
+        var staged = Nodes.TakeStaged().InStoreOrder();
         var commit = new ShardCommit
         {
             ShardId = State.ShardId,

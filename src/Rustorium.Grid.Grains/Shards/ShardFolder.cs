@@ -458,6 +458,7 @@ internal sealed class ShardFolder : IAsyncDisposable
                 {
                     _tree.Lock.Release();
                 }
+                changes = changes.InStoreOrder(); // after the lock: the folds need not wait for the sort
 
                 while (true)
                 {
