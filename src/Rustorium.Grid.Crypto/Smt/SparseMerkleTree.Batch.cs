@@ -103,7 +103,7 @@ public sealed partial class SparseMerkleTree
             {
                 if (_preloaded.ContainsKey(hash)) continue;
                 hashes.Add(hash);
-                positions.Add(SmtPosition.Of(items[start].Bits, level));
+                if (_positioned is not null) positions.Add(SmtPosition.Of(items[start].Bits, level));
             }
             if (hashes.Count > 0)
             {

@@ -132,9 +132,7 @@ public static class PostgresMigrator
                 while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
                 {
                     var hash = FieldBytes.Read(reader.GetFieldValue<byte[]>(0), $"hash of a node of shard {id}");
-                    var a = FieldBytes.Read(reader.GetFieldValue<byte[]>(2), $"child/key of node {hash}");
-                    var b = FieldBytes.Read(reader.GetFieldValue<byte[]>(3), $"child/value of node {hash}");
-                    old[hash] = reader.GetInt16(1) == (short)SmtNodeKind.Leaf ? SmtNode.Leaf(a, b) : SmtNode.Middle(a, b);
+                    old[hash] = PostgresShardStore.ReadNode(reader, 1, hash);
                 }
             }
             var entries = new List<SmtNodeEntry>(old.Count);

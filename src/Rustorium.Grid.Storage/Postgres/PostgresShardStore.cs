@@ -842,6 +842,20 @@ public sealed class PostgresShardStore : IShardStore
 
     private static long NowMicros() => (DateTime.UtcNow.Ticks - DateTime.UnixEpoch.Ticks) / 10;
 
+    /// <summary>The node in columns kind, a, b from <paramref name="ordinal"/> on.</summary>
+    internal static SmtNode ReadNode(NpgsqlDataReader r, int ordinal, in Fr hash)
+    {
+        short kind = r.GetInt16(ordinal);
+        var a = FieldBytes.Read(r.GetFieldValue<byte[]>(ordinal + 1), $"child/key of node {hash}");
+        var b = FieldBytes.Read(r.GetFieldValue<byte[]>(ordinal + 2), $"child/value of node {hash}");
+        return kind switch
+        {
+            (short)SmtNodeKind.Middle => SmtNode.Middle(a, b),
+            (short)SmtNodeKind.Leaf => SmtNode.Leaf(a, b),
+            _ => throw new GridException(GridErrorCode.Corrupted, $"Stored node {hash} has unknown kind {kind}: the store is corrupt."),
+        };
+    }
+
     private sealed class NodeReader(PostgresShardStore store, long shardId) : IShardNodeReader
     {
         /// <summary>Positions per statement: the packed parameter stays well under a MB.</summary>
@@ -941,20 +955,6 @@ public sealed class PostgresShardStore : IShardStore
             {
                 throw PostgresErrors.Connect(e, store._where);
             }
-        }
-
-        /// <summary>The node in columns kind, a, b from <paramref name="ordinal"/> on.</summary>
-        private static SmtNode ReadNode(NpgsqlDataReader r, int ordinal, in Fr hash)
-        {
-            short kind = r.GetInt16(ordinal);
-            var a = FieldBytes.Read(r.GetFieldValue<byte[]>(ordinal + 1), $"child/key of node {hash}");
-            var b = FieldBytes.Read(r.GetFieldValue<byte[]>(ordinal + 2), $"child/value of node {hash}");
-            return kind switch
-            {
-                (short)SmtNodeKind.Middle => SmtNode.Middle(a, b),
-                (short)SmtNodeKind.Leaf => SmtNode.Leaf(a, b),
-                _ => throw new GridException(GridErrorCode.Corrupted, $"Stored node {hash} has unknown kind {kind}: the store is corrupt."),
-            };
         }
 
         public void Dispose()
