@@ -26,6 +26,12 @@ public sealed class LoadBenchCommandTests(SiloFixture silo) : IClassFixture<Silo
             double p50 = ops.GetProperty("p50Ms").GetDouble(), p99 = ops.GetProperty("p99Ms").GetDouble(), p999 = ops.GetProperty("p999Ms").GetDouble();
             Assert.True(p50 > 0 && p50 <= p99 && p99 <= p999 && p999 <= ops.GetProperty("maxMs").GetDouble(), $"{kind}: {ops}");
         }
+        // The load generator's own CPU time is always measured; the silos' only with --status.
+        var cpu = root.GetProperty("cpu");
+        Assert.True(cpu.GetProperty("clientSeconds").GetDouble() > 0, cpu.ToString());
+        Assert.True(cpu.GetProperty("clientMicrosecondsPerOp").GetDouble() > 0, cpu.ToString());
+        Assert.Equal(JsonValueKind.Null, cpu.GetProperty("silosSeconds").ValueKind);
+        Assert.Equal(JsonValueKind.Null, cpu.GetProperty("silosMicrosecondsPerOp").ValueKind);
         // Progress once a second; when exactly the tick lands depends on the machine's load, so check its shape.
         Assert.Matches(@"load: \d+\.\d s", result.Err);
     }
@@ -63,10 +69,18 @@ public sealed class LoadBenchCommandTests(SiloFixture silo) : IClassFixture<Silo
         Assert.InRange(store.GetProperty("transactions").GetInt64(), 1, commits + store.GetProperty("treeCommits").GetInt64() + 1000);
         Assert.True(store.GetProperty("syncSeconds").GetDouble() > 0);
         Assert.True(store.GetProperty("rowsPerTransaction").GetDouble() > 0);
+        // The silo's process did the work of those writes between the two readings: its CPU time per op is the
+        // difference of its process.cpuSeconds over the ops.
+        var cpu = root.GetProperty("cpu");
+        double silosSeconds = cpu.GetProperty("silosSeconds").GetDouble();
+        Assert.True(silosSeconds > 0, cpu.ToString());
+        double perOp = silosSeconds * 1e6 / root.GetProperty("ops").GetInt64();   // silosSeconds is rounded to the ms
+        Assert.InRange(cpu.GetProperty("silosMicrosecondsPerOp").GetDouble(), perOp * 0.99 - 0.1, perOp * 1.01 + 0.1);
 
         var text = await Cli.RunAsync("bench", "load", "--endpoint", silo.Endpoint, "--duration", "0.5", "--concurrency", "2", "--status", silo.Silo.StatusUrl);
         Assert.True(text.ExitCode == 0, text.ToString());
         Assert.Matches(@"store:  [\d,]+ rows in [\d,]+ commits", text.Out);
+        Assert.Matches(@"cpu:    client \d+\.\d µs an op \(\d\.\d\d cores\); silos \d+\.\d µs an op", text.Out);
     }
 
     [Fact]

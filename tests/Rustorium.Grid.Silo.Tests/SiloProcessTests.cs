@@ -74,6 +74,14 @@ public sealed class SiloProcessTests : IDisposable
             Assert.Equal("sqlite", store.GetProperty("provider").GetString());
             Assert.Equal(Path.Combine(data, "shards.db"), store.GetProperty("location").GetString());
             Assert.Equal(0, store.GetProperty("rowsWritten").GetInt64());
+            // The process's own use: starting took CPU time and allocations.
+            var process = status.GetProperty("process");
+            double cpuAtStart = process.GetProperty("cpuSeconds").GetDouble();
+            Assert.True(cpuAtStart > 0, process.ToString());
+            Assert.True(process.GetProperty("allocatedBytes").GetInt64() > 0, process.ToString());
+            Assert.True(process.GetProperty("workingSetBytes").GetInt64() > 0, process.ToString());
+            Assert.True(process.GetProperty("processors").GetInt32() >= 1, process.ToString());
+            Assert.True(process.GetProperty("gcPauseSeconds").GetDouble() >= 0, process.ToString());
 
             // The grid protocol: the shard map, then writes and verified reads routed by it.
             await using (var client = await GrainClient.ConnectAsync(new IPEndPoint(IPAddress.Loopback, silo.Port),
@@ -105,6 +113,8 @@ public sealed class SiloProcessTests : IDisposable
             Assert.True(store.GetProperty("dataCommits").GetInt64() >= 1);
             Assert.True(store.GetProperty("dataCommitSeconds").GetDouble() > 0);
             Assert.True(store.GetProperty("syncSeconds").GetDouble() > 0);
+            // Serving those calls cost the process CPU time since the first reading.
+            Assert.True(status.GetProperty("process").GetProperty("cpuSeconds").GetDouble() > cpuAtStart);
 
             await silo.TerminateAsync();
             int exit = await silo.WaitForExitAsync(StopDeadline);

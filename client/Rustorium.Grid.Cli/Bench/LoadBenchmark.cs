@@ -26,7 +26,16 @@ internal sealed record LoadResult(LoadOptions Options, TimeSpan Elapsed, LoadOpS
     /// <summary>What the silos' shard stores committed during the timed run (<c>--status</c>), or null.</summary>
     public StoreTotals? Store { get; init; }
 
+    /// <summary>CPU time this process (the load generator) used during the timed run, all threads.</summary>
+    public TimeSpan ClientCpu { get; init; }
+
     public long Ops => Writes.Ops + Reads.Ops;
+
+    /// <summary>The load generator's CPU time per operation of the timed run (null without operations).</summary>
+    public TimeSpan? ClientCpuPerOp => Ops == 0 ? null : ClientCpu / Ops;
+
+    /// <summary>The silos' CPU time per operation, summed over them (null without <c>--status</c>, operations, or a silo that reports it).</summary>
+    public TimeSpan? SilosCpuPerOp => Ops == 0 || Store?.CpuSeconds is not { } cpu ? null : TimeSpan.FromSeconds(cpu / Ops);
     public double OpsPerSecond => Ops / Elapsed.TotalSeconds;
 }
 
@@ -191,6 +200,7 @@ internal static class LoadBenchmark
 
         if (beforeTimedRun is not null) await beforeTimedRun().ConfigureAwait(false);
         int stop = 0;
+        var cpuBefore = ProcessCpu();
         var clock = Stopwatch.StartNew();
         var tasks = new Task[workers.Length];
         for (int w = 0; w < workers.Length; w++)
@@ -226,6 +236,7 @@ internal static class LoadBenchmark
         }
         await workersDone.ConfigureAwait(false);
         var elapsed = clock.Elapsed;
+        var clientCpu = ProcessCpu() - cpuBefore;
 
         var reads = new LatencyHistogram();
         var writes = new LatencyHistogram();
@@ -238,7 +249,16 @@ internal static class LoadBenchmark
             totalErrors += worker.Errors;
             first ??= worker.FirstError;
         }
-        return new LoadResult(options, elapsed, Stats(writes, elapsed), Stats(reads, elapsed), totalErrors, first?.Message, preloadTime);
+        return new LoadResult(options, elapsed, Stats(writes, elapsed), Stats(reads, elapsed), totalErrors, first?.Message, preloadTime)
+        {
+            ClientCpu = clientCpu,
+        };
+    }
+
+    private static TimeSpan ProcessCpu()
+    {
+        using var self = Process.GetCurrentProcess();
+        return self.TotalProcessorTime;
     }
 
     private static async Task RunWorkerAsync(GridClient grid, Worker worker, byte[][] keys, byte[] value, LoadOptions options, Func<bool> stopped, CancellationToken ct)

@@ -4,16 +4,18 @@ namespace Rustorium.Grid.Cli.Bench;
 
 /// <summary>
 /// What the shard stores of some silos committed, summed over them: the <c>store</c> object of each silo's
-/// <c>GET /status</c> (docs/storage.md "Statistics"). The difference of two readings is what a run made them do.
+/// <c>GET /status</c> (docs/storage.md "Statistics"), and the CPU time of their processes (<c>process.cpuSeconds</c>,
+/// docs/silo.md; null if a silo's status has none). The difference of two readings is what a run made them do.
 /// </summary>
 internal sealed record StoreTotals(int Silos, long DataCommits, long RowsWritten, long TreeCommits, long NodesWritten, long NodesDeleted,
-    long Transactions, double DataCommitSeconds, double TreeCommitSeconds, double SyncSeconds)
+    long Transactions, double DataCommitSeconds, double TreeCommitSeconds, double SyncSeconds, double? CpuSeconds = 0)
 {
     /// <summary>This reading minus an earlier one of the same silos.</summary>
     public StoreTotals Minus(StoreTotals before) => new(Silos,
         DataCommits - before.DataCommits, RowsWritten - before.RowsWritten, TreeCommits - before.TreeCommits,
         NodesWritten - before.NodesWritten, NodesDeleted - before.NodesDeleted, Transactions - before.Transactions,
-        DataCommitSeconds - before.DataCommitSeconds, TreeCommitSeconds - before.TreeCommitSeconds, SyncSeconds - before.SyncSeconds);
+        DataCommitSeconds - before.DataCommitSeconds, TreeCommitSeconds - before.TreeCommitSeconds, SyncSeconds - before.SyncSeconds,
+        CpuSeconds - before.CpuSeconds);
 
     /// <summary>Tree node rows stored and deleted per row written (null without rows).</summary>
     public double? NodeRowsPerRow => RowsWritten == 0 ? null : (double)(NodesWritten + NodesDeleted) / RowsWritten;
@@ -69,7 +71,8 @@ internal sealed class StoreStatusProbe(IReadOnlyList<Uri> urls) : IDisposable
                     total.TreeCommits + s.GetProperty("treeCommits").GetInt64(), total.NodesWritten + s.GetProperty("nodesWritten").GetInt64(),
                     total.NodesDeleted + s.GetProperty("nodesDeleted").GetInt64(), total.Transactions + s.GetProperty("transactions").GetInt64(),
                     total.DataCommitSeconds + s.GetProperty("dataCommitSeconds").GetDouble(),
-                    total.TreeCommitSeconds + s.GetProperty("treeCommitSeconds").GetDouble(), total.SyncSeconds + s.GetProperty("syncSeconds").GetDouble());
+                    total.TreeCommitSeconds + s.GetProperty("treeCommitSeconds").GetDouble(), total.SyncSeconds + s.GetProperty("syncSeconds").GetDouble(),
+                    total.CpuSeconds + CpuSecondsOf(json.RootElement));
             }
             catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
             {
@@ -78,6 +81,12 @@ internal sealed class StoreStatusProbe(IReadOnlyList<Uri> urls) : IDisposable
         }
         return total;
     }
+
+    /// <summary>The status's <c>process.cpuSeconds</c>, or null from a silo too old to report it.</summary>
+    private static double? CpuSecondsOf(JsonElement status) =>
+        status.TryGetProperty("process", out var p) && p.ValueKind == JsonValueKind.Object && p.TryGetProperty("cpuSeconds", out var cpu)
+            ? cpu.GetDouble()
+            : null;
 
     public void Dispose() => _http.Dispose();
 }

@@ -196,7 +196,7 @@ internal static class BenchCommand
         var json = new Option<bool>("--json") { Description = "Print one JSON object on stdout (see below)." };
         var status = new Option<string[]>("--status")
         {
-            Description = "Status URL(s) of the silos under load (http://host:port/status): report what their shard stores committed during the run.",
+            Description = "Status URL(s) of the silos under load (http://host:port/status): report what their shard stores committed during the run, and their CPU time per operation.",
             HelpName = "URL",
             AllowMultipleArgumentsPerToken = true,
         };
@@ -211,7 +211,11 @@ internal static class BenchCommand
                 Progress (ops and ops/s) goes to stderr once per second. Failed calls are counted as errors, not timed.
                 JSON fields: concurrency, seconds, readRatio, keys, keySize, valueSize, sync, proof, readBatch, ops,
                 opsPerSecond, errors, firstError, preloadSeconds, and writes / reads objects with ops, opsPerSecond,
-                meanMs, p50Ms, p99Ms, p999Ms, maxMs (latencies null when there were no such operations).
+                meanMs, p50Ms, p99Ms, p999Ms, maxMs (latencies null when there were no such operations), and cpu:
+                clientSeconds and clientMicrosecondsPerOp (this process's CPU time during the timed run, all threads),
+                silosSeconds and silosMicrosecondsPerOp (the silos' processes, summed; null without --status). CPU time
+                per operation is the figure to compare builds by on a busy machine: another process taking a core
+                lowers ops/s far more than it changes the work each operation costs.
                 With --status, each silo's GET /status is read before and after the timed run, and store (null
                 without --status) holds the difference summed over them: silos, dataCommits, rowsWritten,
                 treeCommits, nodesWritten, nodesDeleted, transactions, dataCommitSeconds, treeCommitSeconds,
@@ -286,6 +290,12 @@ internal static class BenchCommand
         if (r.PreloadTime is { } p) w.WriteNumber("preloadSeconds", Math.Round(p.TotalSeconds, 3)); else w.WriteNull("preloadSeconds");
         WriteOps(w, "writes", r.Writes);
         WriteOps(w, "reads", r.Reads);
+        w.WriteStartObject("cpu");
+        w.WriteNumber("clientSeconds", Math.Round(r.ClientCpu.TotalSeconds, 3));
+        WriteNullable(w, "clientMicrosecondsPerOp", r.ClientCpuPerOp?.TotalMicroseconds, 1);
+        WriteNullable(w, "silosSeconds", r.Store?.CpuSeconds, 3);
+        WriteNullable(w, "silosMicrosecondsPerOp", r.SilosCpuPerOp?.TotalMicroseconds, 1);
+        w.WriteEndObject();
         if (r.Store is not { } st)
         {
             w.WriteNull("store");
@@ -305,6 +315,11 @@ internal static class BenchCommand
         if (st.RowsPerTransaction is { } rpt) w.WriteNumber("rowsPerTransaction", Math.Round(rpt, 2)); else w.WriteNull("rowsPerTransaction");
         if (st.NodeRowsPerRow is { } nrr) w.WriteNumber("nodeRowsPerRow", Math.Round(nrr, 2)); else w.WriteNull("nodeRowsPerRow");
         w.WriteEndObject();
+    }
+
+    private static void WriteNullable(Utf8JsonWriter w, string name, double? value, int decimals)
+    {
+        if (value is { } v) w.WriteNumber(name, Math.Round(v, decimals)); else w.WriteNull(name);
     }
 
     private static void WriteOps(Utf8JsonWriter w, string name, LoadOpStats s)
@@ -328,6 +343,14 @@ internal static class BenchCommand
         {
             if (s.Ops == 0) continue;
             o.WriteLine(Invariant($"{name + ":",-7} {s.OpsPerSecond:N0} ops/s ({s.Ops:N0}), latency ms: p50 {s.P50Ms:F3}  p99 {s.P99Ms:F3}  p99.9 {s.P999Ms:F3}  max {s.MaxMs:F3}  mean {s.MeanMs:F3}"));
+        }
+        if (r.Ops > 0)
+        {
+            double seconds = r.Elapsed.TotalSeconds;
+            string silos = r.Store?.CpuSeconds is { } silosCpu
+                ? Invariant($"; silos {r.SilosCpuPerOp!.Value.TotalMicroseconds:F1} µs an op ({silosCpu / seconds:F2} cores)")
+                : "";
+            o.WriteLine(Invariant($"cpu:    client {r.ClientCpuPerOp!.Value.TotalMicroseconds:F1} µs an op ({r.ClientCpu.TotalSeconds / seconds:F2} cores){silos}"));
         }
         if (r.Store is { } st)
         {
