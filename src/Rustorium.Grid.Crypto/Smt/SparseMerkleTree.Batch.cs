@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Runtime.InteropServices;
 using Rustorium.Grid.Crypto.Poseidon;
 
@@ -36,11 +37,12 @@ public sealed partial class SparseMerkleTree
         var items = SortedItems(changes);
 
         var batch = BeginBatch();
+        BatchPlanner? planner = null;
         try
         {
             var oldRoot = batch.OldRoot;
             Preload(in oldRoot, items);
-            var planner = new BatchPlanner(this, batch, items.Length);
+            planner = new BatchPlanner(this, batch, items.Length);
             int rootRef = planner.Plan(oldRoot, 0, items);
             planner.Prepare(rootRef);
             HashRounds([planner]);
@@ -50,6 +52,7 @@ public sealed partial class SparseMerkleTree
         }
         finally
         {
+            planner?.Release();
             batch.Clear();
             _preloaded.Clear();
         }
@@ -195,19 +198,21 @@ public sealed partial class SparseMerkleTree
                 tree._preloaded.Clear();
                 continue;
             }
+            BatchPlanner? planning = null;
             try
             {
                 var items = SortedItems(list);
                 var batch = tree.BeginBatch();
                 tree.Preload(batch.OldRoot, items);
-                var planner = new BatchPlanner(tree, batch, items.Length);
-                roots[t] = planner.Plan(batch.OldRoot, 0, items);
-                planner.Prepare(roots[t]);
-                planners[t] = planner;
+                planning = new BatchPlanner(tree, batch, items.Length);
+                roots[t] = planning.Plan(batch.OldRoot, 0, items);
+                planning.Prepare(roots[t]);
+                planners[t] = planning;
             }
             catch (Exception e)
             {
                 // Planning reads the tree's store, which may fail (I/O) as well as refuse a change: this tree only.
+                planning?.Release();
                 errors[t] = e;
                 tree._batch.Clear();
             }
@@ -237,6 +242,7 @@ public sealed partial class SparseMerkleTree
             }
             finally
             {
+                planner.Release();
                 batch.Clear();
             }
         }
@@ -338,7 +344,9 @@ public sealed partial class SparseMerkleTree
         {
             _tree = tree;
             _batch = batch;
-            _pending = new Pending[Math.Max(16, 2 * changes + 2 * MaxDepth)];
+            // Rented: a fold of thousands of keys plans hundreds of thousands of entries (~200 B each), and allocating them
+            // anew for every batch put megabytes a fold on the large-object heap (a quarter of a silo's allocations).
+            _pending = ArrayPool<Pending>.Shared.Rent(Math.Max(16, 2 * changes + 2 * MaxDepth));
             // One subtree is laid out at a time, from at most all changes plus one existing leaf.
             _leaves = new LeafEntry[changes + 1];
         }
@@ -646,12 +654,27 @@ public sealed partial class SparseMerkleTree
 
         private int Add(PendingKind kind, in Fr a, in Fr b)
         {
-            if (_count == _pending.Length) Array.Resize(ref _pending, _pending.Length * 2);
-            ref var p = ref _pending[_count];
-            p.Kind = kind;
-            p.A = a;
-            p.B = b;
+            if (_count == _pending.Length) Grow();
+            // The whole entry: a rented array holds whatever its last user left.
+            _pending[_count] = new Pending { Kind = kind, A = a, B = b, Left = Empty, Right = Empty };
             return _count++;
+        }
+
+        private void Grow()
+        {
+            var bigger = ArrayPool<Pending>.Shared.Rent(_pending.Length * 2);
+            _pending.AsSpan(0, _count).CopyTo(bigger);
+            ArrayPool<Pending>.Shared.Return(_pending);
+            _pending = bigger;
+        }
+
+        /// <summary>Gives the plan's entries back to the pool; the planner is unusable after.</summary>
+        public void Release()
+        {
+            if (_pending.Length == 0) return;
+            ArrayPool<Pending>.Shared.Return(_pending);
+            _pending = [];
+            _count = 0;
         }
 
         private int AddMiddle(int left, int right)
