@@ -1,4 +1,5 @@
 using Rustorium.Grid.Crypto;
+using Rustorium.Grid.Crypto.Smt;
 
 namespace Rustorium.Grid.Storage;
 
@@ -14,8 +15,23 @@ internal static class FieldBytes
 
     /// <exception cref="GridException"><see cref="GridErrorCode.Corrupted"/> if the bytes are not a canonical element.</exception>
     public static Fr Read(ReadOnlySpan<byte> bytes, string what) =>
+        Fr.TryFromBytesBigEndian(bytes, out var value) ? value : throw NotAnElement(what, bytes.Length);
+
+    // The two below run for every tree node read from a store: their messages name a node by its hash or position, and
+    // formatting those (a field element in decimal) cost more than the read itself, so it happens only on failure.
+
+    /// <summary><see cref="Read"/> of a column (<paramref name="part"/>, e.g. "child/key") of the node <paramref name="node"/>.</summary>
+    /// <exception cref="GridException"><see cref="GridErrorCode.Corrupted"/> if the bytes are not a canonical element.</exception>
+    public static Fr ReadOfNode(ReadOnlySpan<byte> bytes, string part, in Fr node) =>
+        Fr.TryFromBytesBigEndian(bytes, out var value) ? value : throw NotAnElement($"{part} of node {node}", bytes.Length);
+
+    /// <summary><see cref="Read"/> of the hash stored with the node at <paramref name="position"/> of a shard.</summary>
+    /// <exception cref="GridException"><see cref="GridErrorCode.Corrupted"/> if the bytes are not a canonical element.</exception>
+    public static Fr ReadHashAt(ReadOnlySpan<byte> bytes, in SmtPosition position, long shardId) =>
         Fr.TryFromBytesBigEndian(bytes, out var value)
             ? value
-            : throw new GridException(GridErrorCode.Corrupted,
-                $"Stored {what} is not a canonical 32-byte field element ({bytes.Length} bytes): the store is corrupt.");
+            : throw NotAnElement($"hash of the node at {position} of shard {shardId}", bytes.Length);
+
+    private static GridException NotAnElement(string what, int length) =>
+        new(GridErrorCode.Corrupted, $"Stored {what} is not a canonical 32-byte field element ({length} bytes): the store is corrupt.");
 }

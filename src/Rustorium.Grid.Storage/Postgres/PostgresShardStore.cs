@@ -846,8 +846,8 @@ public sealed class PostgresShardStore : IShardStore
     internal static SmtNode ReadNode(NpgsqlDataReader r, int ordinal, in Fr hash)
     {
         short kind = r.GetInt16(ordinal);
-        var a = FieldBytes.Read(r.GetFieldValue<byte[]>(ordinal + 1), $"child/key of node {hash}");
-        var b = FieldBytes.Read(r.GetFieldValue<byte[]>(ordinal + 2), $"child/value of node {hash}");
+        var a = FieldBytes.ReadOfNode(r.GetFieldValue<byte[]>(ordinal + 1), "child/key", hash);
+        var b = FieldBytes.ReadOfNode(r.GetFieldValue<byte[]>(ordinal + 2), "child/value", hash);
         return kind switch
         {
             (short)SmtNodeKind.Middle => SmtNode.Middle(a, b),
@@ -870,7 +870,7 @@ public sealed class PostgresShardStore : IShardStore
                 command.Parameters.Add(Int64("id", shardId));
                 command.Parameters.Add(Bytes("pos", position.ToBytes()));
                 using var r = command.ExecuteReader(CommandBehavior.SingleRow);
-                if (!r.Read() || FieldBytes.Read(r.GetFieldValue<byte[]>(0), $"hash of the node at {position} of shard {shardId}") != hash)
+                if (!r.Read() || FieldBytes.ReadHashAt(r.GetFieldValue<byte[]>(0), position, shardId) != hash)
                 {
                     node = default;
                     return false;
@@ -907,7 +907,7 @@ public sealed class PostgresShardStore : IShardStore
                         {
                             var position = DecodePosition(r.GetFieldValue<byte[]>(0));
                             if (!index.TryGetValue(position, out int i)) continue;
-                            var hash = FieldBytes.Read(r.GetFieldValue<byte[]>(1), $"hash of the node at {position} of shard {shardId}");
+                            var hash = FieldBytes.ReadHashAt(r.GetFieldValue<byte[]>(1), position, shardId);
                             if (hash != hashes[i]) continue; // another node sits there: not the one asked for
                             nodes[i] = ReadNode(r, 2, hash);
                             found[i] = true;

@@ -88,11 +88,11 @@ internal sealed class SqliteReaderPool : IDisposable
 internal sealed class SqliteReadSession : IDisposable
 {
     private readonly SqliteConnection _connection;
-    private readonly SqliteCommand _selectShards, _selectShard, _shardExists, _selectRow, _scan, _scanToEnd, _selectNode;
+    private readonly SqliteCommand _selectShards, _selectShard, _shardExists, _selectRow, _scan, _scanToEnd;
+    private readonly SqliteRawStatement _selectNode;   // once per tree node a fold reads: allocation-free
     private readonly SqliteParameter _shardId, _existsId, _rowShard, _rowKey, _scanShard, _scanStart, _scanEnd, _scanLimit;
-    private readonly SqliteParameter _toEndShard, _toEndStart, _toEndLimit, _nodeShard, _nodePos;
-    private readonly byte[] _hash = new byte[FieldBytes.Length], _storedHash = new byte[FieldBytes.Length];
-    private readonly PositionBuffers _positions = new();
+    private readonly SqliteParameter _toEndShard, _toEndStart, _toEndLimit;
+    private readonly int _nodeShard, _nodePos;
 
     public SqliteReadSession(string connectionString, SqliteShardStoreOptions options)
     {
@@ -123,9 +123,9 @@ internal sealed class SqliteReadSession : IDisposable
             _toEndStart = Parameter(_scanToEnd, "$start", SqliteType.Blob);
             _toEndLimit = Parameter(_scanToEnd, "$limit", SqliteType.Integer);
 
-            _selectNode = Command(_connection, SqliteStatements.SelectNode);
-            _nodeShard = Parameter(_selectNode, "$shard", SqliteType.Integer);
-            _nodePos = Parameter(_selectNode, "$pos", SqliteType.Blob);
+            _selectNode = new SqliteRawStatement(_connection, SqliteStatements.SelectNode);
+            _nodeShard = _selectNode.Parameter("$shard");
+            _nodePos = _selectNode.Parameter("$pos");
         }
         catch
         {
@@ -201,31 +201,35 @@ internal sealed class SqliteReadSession : IDisposable
         }
     }
 
-    /// <summary>
-    /// The node at <paramref name="position"/> if its hash is <paramref name="hash"/>; <paramref name="boxedShardId"/> is
-    /// the shard id boxed once by the node reader.
-    /// </summary>
-    public bool TryGetNode(object boxedShardId, in Fr hash, in SmtPosition position, out SmtNode node)
+    /// <summary>The node at <paramref name="position"/> of the shard if its hash is <paramref name="hash"/>.</summary>
+    /// <exception cref="GridException"><see cref="GridErrorCode.Corrupted"/> if the row holds no node (a bad kind or field).</exception>
+    public bool TryGetNode(long shardId, in Fr hash, in SmtPosition position, out SmtNode node)
     {
-        _nodeShard.Value = boxedShardId;
-        _nodePos.Value = _positions.Encode(position);
-        FieldBytes.Write(hash, _hash);
-        using var r = _selectNode.ExecuteReader();
-        if (!r.Read() || !HashIs(r, _hash))
+        Span<byte> bytes = stackalloc byte[SmtPosition.MaxEncodedLength];
+        _selectNode.Bind(_nodeShard, shardId);
+        _selectNode.Bind(_nodePos, bytes[..position.Encode(bytes)]);
+        try
         {
-            node = default;
-            return false;
+            // Columns: hash, kind, a, b. A row holding another hash is not this node (a stale or corrupt position).
+            if (!_selectNode.Read() || !_selectNode.IsBlob(0) || !HashIs(_selectNode.Blob(0), hash))
+            {
+                node = default;
+                return false;
+            }
+            node = NodeFrom(_selectNode.Int64(1), _selectNode.Blob(2), _selectNode.Blob(3), hash);
+            return true;
         }
-        node = ReadNode(r, hash, column: 1);
-        return true;
+        finally
+        {
+            _selectNode.Reset();
+        }
     }
 
-    // Column 0 holds the 32 bytes of the expected hash.
-    private bool HashIs(SqliteDataReader r, byte[] expected)
+    private static bool HashIs(ReadOnlySpan<byte> stored, in Fr expected)
     {
-        if (r.IsDBNull(0) || r.GetBytes(0, 0, null, 0, 0) != expected.Length) return false;
-        r.GetBytes(0, 0, _storedHash, 0, _storedHash.Length);
-        return _storedHash.AsSpan().SequenceEqual(expected);
+        Span<byte> bytes = stackalloc byte[FieldBytes.Length];
+        expected.WriteBigEndian(bytes);
+        return stored.SequenceEqual(bytes);
     }
 
     private void Execute(string sql)

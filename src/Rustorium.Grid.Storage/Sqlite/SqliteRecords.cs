@@ -45,13 +45,16 @@ internal static class SqliteRecords
 
     public static Fr ReadField(SqliteDataReader r, int ordinal, string what) => FieldBytes.Read(r.GetFieldValue<byte[]>(ordinal), what);
 
-    /// <summary>A node from (kind, a, b).</summary>
     /// <summary>A node from the columns kind, a, b starting at <paramref name="column"/>.</summary>
-    public static SmtNode ReadNode(SqliteDataReader r, in Fr hash, int column = 0)
+    public static SmtNode ReadNode(SqliteDataReader r, in Fr hash, int column = 0) =>
+        NodeFrom(r.GetInt64(column), r.GetFieldValue<byte[]>(column + 1), r.GetFieldValue<byte[]>(column + 2), hash);
+
+    /// <summary>The node <paramref name="hash"/> from its stored kind and fields.</summary>
+    /// <exception cref="GridException"><see cref="GridErrorCode.Corrupted"/> for an unknown kind or a field that is no canonical element.</exception>
+    public static SmtNode NodeFrom(long kind, ReadOnlySpan<byte> aBytes, ReadOnlySpan<byte> bBytes, in Fr hash)
     {
-        long kind = r.GetInt64(column);
-        var a = ReadField(r, column + 1, $"child/key of node {hash}");
-        var b = ReadField(r, column + 2, $"child/value of node {hash}");
+        var a = FieldBytes.ReadOfNode(aBytes, "child/key", hash);
+        var b = FieldBytes.ReadOfNode(bBytes, "child/value", hash);
         return kind switch
         {
             (long)SmtNodeKind.Middle => SmtNode.Middle(a, b),

@@ -339,14 +339,12 @@ public sealed class SqliteShardStore : IShardStore
 
     private sealed class NodeReader(SqliteShardStore store, long shardId) : IShardNodeReader
     {
-        private readonly object _boxedShardId = shardId;
-
         public bool TryGetNode(in Fr hash, in SmtPosition position, out SmtNode node)
         {
             using var lease = store._readers.Rent();
             try
             {
-                return lease.Session.TryGetNode(_boxedShardId, hash, position, out node);
+                return lease.Session.TryGetNode(shardId, hash, position, out node);
             }
             catch (SqliteException e)
             {
@@ -361,7 +359,7 @@ public sealed class SqliteShardStore : IShardStore
             using var lease = store._readers.Rent();
             try
             {
-                for (int i = 0; i < hashes.Length; i++) found[i] = lease.Session.TryGetNode(_boxedShardId, hashes[i], positions[i], out nodes[i]);
+                for (int i = 0; i < hashes.Length; i++) found[i] = lease.Session.TryGetNode(shardId, hashes[i], positions[i], out nodes[i]);
             }
             catch (SqliteException e)
             {

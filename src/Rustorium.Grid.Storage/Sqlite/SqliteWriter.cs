@@ -29,19 +29,19 @@ internal sealed class SqliteWriter : IDisposable
 
     private readonly SqliteCommand[] _commands;
     private readonly SqliteCommand _countShards, _selectShards, _insertShard, _claimShard, _selectForCommit, _updateShard;
-    private readonly SqliteCommand _insertRow, _updateRow, _deleteRow, _insertNode, _deleteNode;
+    // Run for every row and tree node written: bound by index, allocation-free (SqliteRawStatement).
+    private readonly SqliteRawStatement _insertRow, _updateRow, _deleteRow, _insertNode, _deleteNode, _insertUnfolded;
+    private readonly SqliteRawStatement[] _rawStatements;
     private readonly SqliteParameter _insShardId, _insStart, _insEnd, _insRoot, _insUpdatedAt, _claimId, _forCommitId;
     private readonly SqliteParameter _updVersion, _updRoot, _updKeyCount, _updUpdatedAt, _updId, _updEpoch, _updExpected;
-    private readonly SqliteParameter _irShard, _irKey, _irValue, _irVersion, _irTs, _urShard, _urKey, _urValue, _urVersion, _urTs;
-    private readonly SqliteParameter _drShard, _drKey, _inShard, _inPos, _inHash, _inKind, _inA, _inB, _dnShard, _dnPos;
+    private readonly int _irShard, _irKey, _irValue, _irVersion, _irTs, _urShard, _urKey, _urValue, _urVersion, _urTs;
+    private readonly int _drShard, _drKey, _inShard, _inPos, _inHash, _inKind, _inA, _inB, _dnShard, _dnPos, _iuShard, _iuVersion, _iuKey;
     private readonly SqliteCommand _allocateShardIds, _insertSplitShard, _updateShardRange, _deleteShard, _countRowsFrom, _moveRowsFrom, _deleteShardNodes;
     private readonly SqliteParameter _ssId, _ssStart, _ssEnd, _ssVersion, _ssEpoch, _ssRoot, _ssKeyCount, _ssUpdatedAt;
     private readonly SqliteParameter _urgEnd, _urgVersion, _urgRoot, _urgKeyCount, _urgUpdatedAt, _urgId, _urgEpoch, _urgExpected;
     private readonly SqliteParameter _dsId, _dsEpoch, _dsExpected, _crShard, _crFrom, _mrShard, _mrTo, _mrFrom, _dsnShard, _allocCount;
-    private readonly byte[] _hash = new byte[FieldBytes.Length], _a = new byte[FieldBytes.Length], _b = new byte[FieldBytes.Length];
-    private readonly PositionBuffers _positions = new();
     // The tree's lag (0003): unfolded keys of data commits, tree commits.
-    private readonly SqliteCommand _insertUnfolded, _deleteUnfoldedThrough, _deleteShardUnfolded, _selectForTree, _updateTree, _selectUnfolded;
+    private readonly SqliteCommand _deleteUnfoldedThrough, _deleteShardUnfolded, _selectForTree, _updateTree, _selectUnfolded;
 
     public SqliteWriter(SqliteConnection connection, string path, int maxCommitsPerTransaction, ShardStoreMeter meter)
     {
@@ -72,37 +72,32 @@ internal sealed class SqliteWriter : IDisposable
         _updEpoch = Parameter(_updateShard, "$epoch", SqliteType.Integer);
         _updExpected = Parameter(_updateShard, "$expected_version", SqliteType.Integer);
 
-        _insertRow = Command(connection, SqliteStatements.InsertRowIfAbsent);
-        _irShard = Parameter(_insertRow, "$shard", SqliteType.Integer);
-        _irKey = Parameter(_insertRow, "$key", SqliteType.Blob);
-        _irValue = Parameter(_insertRow, "$value", SqliteType.Blob);
-        _irVersion = Parameter(_insertRow, "$version", SqliteType.Integer);
-        _irTs = Parameter(_insertRow, "$ts", SqliteType.Integer);
-        _updateRow = Command(connection, SqliteStatements.UpdateRow);
-        _urShard = Parameter(_updateRow, "$shard", SqliteType.Integer);
-        _urKey = Parameter(_updateRow, "$key", SqliteType.Blob);
-        _urValue = Parameter(_updateRow, "$value", SqliteType.Blob);
-        _urVersion = Parameter(_updateRow, "$version", SqliteType.Integer);
-        _urTs = Parameter(_updateRow, "$ts", SqliteType.Integer);
-        _deleteRow = Command(connection, SqliteStatements.DeleteRow);
-        _drShard = Parameter(_deleteRow, "$shard", SqliteType.Integer);
-        _drKey = Parameter(_deleteRow, "$key", SqliteType.Blob);
+        _insertRow = new SqliteRawStatement(connection, SqliteStatements.InsertRowIfAbsent);
+        _irShard = _insertRow.Parameter("$shard");
+        _irKey = _insertRow.Parameter("$key");
+        _irValue = _insertRow.Parameter("$value");
+        _irVersion = _insertRow.Parameter("$version");
+        _irTs = _insertRow.Parameter("$ts");
+        _updateRow = new SqliteRawStatement(connection, SqliteStatements.UpdateRow);
+        _urShard = _updateRow.Parameter("$shard");
+        _urKey = _updateRow.Parameter("$key");
+        _urValue = _updateRow.Parameter("$value");
+        _urVersion = _updateRow.Parameter("$version");
+        _urTs = _updateRow.Parameter("$ts");
+        _deleteRow = new SqliteRawStatement(connection, SqliteStatements.DeleteRow);
+        _drShard = _deleteRow.Parameter("$shard");
+        _drKey = _deleteRow.Parameter("$key");
 
-        _insertNode = Command(connection, SqliteStatements.UpsertNode);
-        _inShard = Parameter(_insertNode, "$shard", SqliteType.Integer);
-        _inPos = Parameter(_insertNode, "$pos", SqliteType.Blob);
-        _inHash = Parameter(_insertNode, "$hash", SqliteType.Blob);
-        _inKind = Parameter(_insertNode, "$kind", SqliteType.Integer);
-        _inA = Parameter(_insertNode, "$a", SqliteType.Blob);
-        _inB = Parameter(_insertNode, "$b", SqliteType.Blob);
-        _deleteNode = Command(connection, SqliteStatements.DeleteNode);
-        _dnShard = Parameter(_deleteNode, "$shard", SqliteType.Integer);
-        _dnPos = Parameter(_deleteNode, "$pos", SqliteType.Blob);
-        // Hashes are written into these buffers before each execution, positions into one of _positions' buffers;
-        // the driver copies them when it binds.
-        _inHash.Value = _hash;
-        _inA.Value = _a;
-        _inB.Value = _b;
+        _insertNode = new SqliteRawStatement(connection, SqliteStatements.UpsertNode);
+        _inShard = _insertNode.Parameter("$shard");
+        _inPos = _insertNode.Parameter("$pos");
+        _inHash = _insertNode.Parameter("$hash");
+        _inKind = _insertNode.Parameter("$kind");
+        _inA = _insertNode.Parameter("$a");
+        _inB = _insertNode.Parameter("$b");
+        _deleteNode = new SqliteRawStatement(connection, SqliteStatements.DeleteNode);
+        _dnShard = _deleteNode.Parameter("$shard");
+        _dnPos = _deleteNode.Parameter("$pos");
 
         _allocateShardIds = Command(connection, SqliteStatements.AllocateShardIds);
         _allocCount = Parameter(_allocateShardIds, "$count", SqliteType.Integer);
@@ -138,10 +133,11 @@ internal sealed class SqliteWriter : IDisposable
         _deleteShardNodes = Command(connection, SqliteStatements.DeleteShardNodes);
         _dsnShard = Parameter(_deleteShardNodes, "$shard", SqliteType.Integer);
 
-        _insertUnfolded = Command(connection, SqliteStatements.InsertUnfoldedKey);
-        Parameter(_insertUnfolded, "$shard", SqliteType.Integer);
-        Parameter(_insertUnfolded, "$version", SqliteType.Integer);
-        Parameter(_insertUnfolded, "$key", SqliteType.Blob);
+        _insertUnfolded = new SqliteRawStatement(connection, SqliteStatements.InsertUnfoldedKey);
+        _iuShard = _insertUnfolded.Parameter("$shard");
+        _iuVersion = _insertUnfolded.Parameter("$version");
+        _iuKey = _insertUnfolded.Parameter("$key");
+        _rawStatements = [_insertRow, _updateRow, _deleteRow, _insertNode, _deleteNode, _insertUnfolded];
         _deleteUnfoldedThrough = Command(connection, SqliteStatements.DeleteUnfoldedThrough);
         Parameter(_deleteUnfoldedThrough, "$shard", SqliteType.Integer);
         Parameter(_deleteUnfoldedThrough, "$version", SqliteType.Integer);
@@ -161,9 +157,8 @@ internal sealed class SqliteWriter : IDisposable
         _commands =
         [
             _countShards, _selectShards, _insertShard, _claimShard, _selectForCommit, _updateShard,
-            _insertRow, _updateRow, _deleteRow, _insertNode, _deleteNode,
             _allocateShardIds, _insertSplitShard, _updateShardRange, _deleteShard, _countRowsFrom, _moveRowsFrom, _deleteShardNodes,
-            _insertUnfolded, _deleteUnfoldedThrough, _deleteShardUnfolded, _selectForTree, _updateTree, _selectUnfolded,
+            _deleteUnfoldedThrough, _deleteShardUnfolded, _selectForTree, _updateTree, _selectUnfolded,
         ];
 
         _thread = new Thread(Run) { IsBackground = true, Name = "Rustorium shard store writer" };
@@ -368,37 +363,32 @@ internal sealed class SqliteWriter : IDisposable
         CommitChecks.CheckInRange(commit, range, rows);
 
         object shard = commit.ShardId, newVersion = commit.NewVersion, ts = commit.TimestampMicros;
-        _irShard.Value = _urShard.Value = _drShard.Value = _inShard.Value = _dnShard.Value = shard;
-        _irVersion.Value = _urVersion.Value = newVersion;
-        _irTs.Value = _urTs.Value = ts;
+        BindShard(commit.ShardId);
+        _insertRow.Bind(_irVersion, commit.NewVersion);
+        _updateRow.Bind(_urVersion, commit.NewVersion);
+        _insertRow.Bind(_irTs, commit.TimestampMicros);
+        _updateRow.Bind(_urTs, commit.TimestampMicros);
         long inserted = 0, deleted = 0;
-        try
+        // SQLite copies what is bound: nothing keeps the caller's arrays.
+        foreach (ref readonly var row in rows)
         {
-            foreach (ref readonly var row in rows)
+            if (row.Value is null)
             {
-                if (row.Value is null)
-                {
-                    _drKey.Value = row.Key;
-                    deleted += _deleteRow.ExecuteNonQuery();
-                    continue;
-                }
-                _irKey.Value = row.Key;
-                _irValue.Value = row.Value;
-                if (_insertRow.ExecuteNonQuery() == 1)
-                {
-                    inserted++;
-                    continue;
-                }
-                _urKey.Value = row.Key;
-                _urValue.Value = row.Value;
-                if (_updateRow.ExecuteNonQuery() != 1)
-                    throw new GridException(GridErrorCode.Internal, $"Row {Convert.ToHexStringLower(row.Key)} of shard {commit.ShardId} neither inserted nor updated.");
+                _deleteRow.Bind(_drKey, row.Key);
+                deleted += _deleteRow.Execute();
+                continue;
             }
-        }
-        finally
-        {
-            // Keep no references to the caller's arrays.
-            _drKey.Value = _irKey.Value = _irValue.Value = _urKey.Value = _urValue.Value = null;
+            _insertRow.Bind(_irKey, row.Key);
+            _insertRow.Bind(_irValue, row.Value);
+            if (_insertRow.Execute() == 1)
+            {
+                inserted++;
+                continue;
+            }
+            _updateRow.Bind(_urKey, row.Key);
+            _updateRow.Bind(_urValue, row.Value);
+            if (_updateRow.Execute() != 1)
+                throw new GridException(GridErrorCode.Internal, $"Row {Convert.ToHexStringLower(row.Key)} of shard {commit.ShardId} neither inserted nor updated.");
         }
         long newKeyCount = CommitChecks.CheckKeyCount(commit, keyCount, inserted, deleted);
         if (commit.NewRoot is null) RecordUnfolded(commit.ShardId, commit.NewVersion, rows);
@@ -418,24 +408,28 @@ internal sealed class SqliteWriter : IDisposable
         return true;
     }
 
+    /// <summary>Binds <paramref name="shardId"/> to every per-row statement that names a shard.</summary>
+    private void BindShard(long shardId)
+    {
+        _insertRow.Bind(_irShard, shardId);
+        _updateRow.Bind(_urShard, shardId);
+        _deleteRow.Bind(_drShard, shardId);
+        _insertNode.Bind(_inShard, shardId);
+        _deleteNode.Bind(_dnShard, shardId);
+    }
+
     /// <summary>
-    /// Empties the removed positions, then stores the added nodes at theirs, in the shard <c>_dnShard</c> and
-    /// <c>_inShard</c> are bound to: a position in both lists ends up holding the added node. For combined commits and
+    /// Empties the removed positions, then stores the added nodes at theirs, in the shard last given to
+    /// <see cref="BindShard"/>: a position in both lists ends up holding the added node. For combined commits and
     /// tree commits alike.
     /// </summary>
     private void ChangeNodes(IReadOnlyList<SmtPosition> removed, IReadOnlyList<SmtNodeEntry> added, string what, string list)
     {
-        try
+        Span<byte> pos = stackalloc byte[SmtPosition.MaxEncodedLength];
+        foreach (var position in removed)
         {
-            foreach (var position in removed)
-            {
-                _dnPos.Value = _positions.Encode(position);
-                _deleteNode.ExecuteNonQuery();
-            }
-        }
-        finally
-        {
-            _dnPos.Value = null;
+            _deleteNode.Bind(_dnPos, pos[..position.Encode(pos)]);
+            _deleteNode.Execute();
         }
         InsertNodes(added, what, list);
     }
@@ -443,21 +437,12 @@ internal sealed class SqliteWriter : IDisposable
     /// <summary>Lists the keys of a data commit as unfolded at its version.</summary>
     private void RecordUnfolded(long shardId, long version, ReadOnlySpan<RowWrite> rows)
     {
-        var p = _insertUnfolded.Parameters;
-        p["$shard"].Value = shardId;
-        p["$version"].Value = version;
-        var key = p["$key"]; // looked up once: this runs for every row of every data commit
-        try
+        _insertUnfolded.Bind(_iuShard, shardId);
+        _insertUnfolded.Bind(_iuVersion, version);
+        foreach (ref readonly var row in rows)
         {
-            foreach (ref readonly var row in rows)
-            {
-                key.Value = row.Key;
-                _insertUnfolded.ExecuteNonQuery();
-            }
-        }
-        finally
-        {
-            key.Value = null;
+            _insertUnfolded.Bind(_iuKey, row.Key);
+            _insertUnfolded.Execute();
         }
     }
 
@@ -474,7 +459,7 @@ internal sealed class SqliteWriter : IDisposable
             if (!r.Read()) throw CommitChecks.UnknownShard(commit.ShardId);
             CommitChecks.CheckTreeCommitAgainst(commit, r.GetInt64(0), r.GetInt64(1), r.GetInt64(2));
         }
-        _dnShard.Value = _inShard.Value = commit.ShardId;
+        BindShard(commit.ShardId);
         ChangeNodes(commit.RemovedPositions, commit.AddedNodes, $"Tree commit to shard {commit.ShardId}", nameof(ShardTreeCommit.AddedNodes));
 
         var p = _updateTree.Parameters;
@@ -519,32 +504,36 @@ internal sealed class SqliteWriter : IDisposable
         _deleteShardUnfolded.ExecuteNonQuery();
     }
 
-    /// <summary>Stores <paramref name="nodes"/> at their positions in the shard <c>_inShard</c> is bound to (replacing what is there).</summary>
+    /// <summary>Stores <paramref name="nodes"/> at their positions in the shard last given to <see cref="BindShard"/> (replacing what is there).</summary>
     private void InsertNodes(IReadOnlyList<SmtNodeEntry> nodes, string what, string list)
     {
+        Span<byte> pos = stackalloc byte[SmtPosition.MaxEncodedLength];
+        Span<byte> field = stackalloc byte[FieldBytes.Length];
         for (int i = 0; i < nodes.Count; i++)
         {
             var (hash, node, position) = nodes[i];
-            _inPos.Value = _positions.Encode(position);
+            _insertNode.Bind(_inPos, pos[..position.Encode(pos)]);
+            Fr a, b;
             switch (node.Kind)
             {
                 case SmtNodeKind.Middle:
-                    _inKind.Value = MiddleKind;
-                    FieldBytes.Write(node.Left, _a);
-                    FieldBytes.Write(node.Right, _b);
+                    (a, b) = (node.Left, node.Right);
                     break;
                 case SmtNodeKind.Leaf:
-                    _inKind.Value = LeafKind;
-                    FieldBytes.Write(node.Key, _a);
-                    FieldBytes.Write(node.Value, _b);
+                    (a, b) = (node.Key, node.Value);
                     break;
                 default:
                     throw GridException.InvalidArgument($"{what} refused: {list}[{i}] ({hash}) is not a node (kind {(byte)node.Kind}).");
             }
-            FieldBytes.Write(hash, _hash);
-            _insertNode.ExecuteNonQuery();
+            _insertNode.Bind(_inKind, (long)node.Kind);
+            a.WriteBigEndian(field);
+            _insertNode.Bind(_inA, field);
+            b.WriteBigEndian(field);
+            _insertNode.Bind(_inB, field);
+            hash.WriteBigEndian(field);
+            _insertNode.Bind(_inHash, field);
+            _insertNode.Execute();
         }
-        _inPos.Value = null;
     }
 
     /// <summary>
@@ -598,9 +587,9 @@ internal sealed class SqliteWriter : IDisposable
         _deleteShardNodes.ExecuteNonQuery();
         ForgetUnfolded(split.ShardId);
         string what = $"Split of shard {split.ShardId}";
-        _inShard.Value = split.ShardId;
+        BindShard(split.ShardId);
         InsertNodes(split.LeftNodes, what, nameof(ShardSplit.LeftNodes));
-        _inShard.Value = rightId;
+        BindShard(rightId);
         InsertNodes(split.RightNodes, what, nameof(ShardSplit.RightNodes));
 
         MoveShard(split.ShardId, epoch, split.ExpectedVersion, split.SplitKey, split.NewVersion, split.LeftRoot, split.LeftKeyCount,
@@ -638,7 +627,7 @@ internal sealed class SqliteWriter : IDisposable
         ForgetUnfolded(merge.RightShardId);
         ForgetUnfolded(merge.LeftShardId);
         string what = $"Merge of shards {merge.LeftShardId} and {merge.RightShardId}";
-        _inShard.Value = merge.LeftShardId;
+        BindShard(merge.LeftShardId);
         InsertNodes(merge.Nodes, what, nameof(ShardMerge.Nodes));
 
         _dsId.Value = merge.RightShardId;
@@ -724,6 +713,7 @@ internal sealed class SqliteWriter : IDisposable
             // A clean shutdown is best effort: the WAL is replayed on the next open anyway.
         }
         foreach (var command in _commands) command.Dispose();
+        foreach (var statement in _rawStatements) statement.Dispose();
         _connection.Dispose();
     }
 

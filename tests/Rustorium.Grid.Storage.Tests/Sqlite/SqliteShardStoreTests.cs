@@ -410,6 +410,51 @@ public sealed class SqliteShardStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task AStoredNodeWithABrokenFieldOrKindReadsAsCorruptedNamingTheNode()
+    {
+        const string name = "corrupt-node";
+        await using (var store = await _directory.OpenAsync(name)) await FillForMigrationAsync(store, _ct);
+        byte[] leafPos, middlePos;
+        Fr leafHash, middleHash;
+        await using (var raw = OpenRaw(name, readOnly: false))
+        {
+            (leafPos, leafHash) = NodeRow(raw, "kind = 2");
+            (middlePos, middleHash) = NodeRow(raw, "kind = 1");
+            // What no commit can write (the table's checks refuse it): a leaf key of 3 bytes, a middle node of kind 7.
+            Execute(raw, "PRAGMA ignore_check_constraints = ON");
+            Execute(raw, $"UPDATE tree_nodes SET a = x'010203' WHERE shard_id = 1 AND pos = x'{Convert.ToHexString(leafPos)}'");
+            Execute(raw, $"UPDATE tree_nodes SET kind = 7 WHERE shard_id = 1 AND pos = x'{Convert.ToHexString(middlePos)}'");
+        }
+
+        // The check at open finds it (quick_check verifies CHECK constraints)...
+        var atOpen = await Assert.ThrowsAsync<GridException>(() => _directory.OpenAsync(name));
+        Assert.Equal(GridErrorCode.Corrupted, atOpen.Code);
+        // ...and with the check turned off, the read of the node itself refuses it.
+        await using (var store = await SqliteShardStore.OpenAsync(_directory.Options(name) with { IntegrityCheck = SqliteIntegrityCheck.None }, _ct))
+        using (var reader = store.OpenNodeReader(1))
+        {
+            var leaf = Assert.Throws<GridException>(() => reader.TryGetNode(leafHash, SmtPosition.Decode(leafPos), out _));
+            Assert.Equal(GridErrorCode.Corrupted, leaf.Code);
+            Assert.Contains($"child/key of node {leafHash}", leaf.Message);
+            Assert.Contains("(3 bytes)", leaf.Message);
+            var middle = Assert.Throws<GridException>(() => reader.TryGetNode(middleHash, SmtPosition.Decode(middlePos), out _));
+            Assert.Equal(GridErrorCode.Corrupted, middle.Code);
+            Assert.Contains($"{middleHash} has unknown kind 7", middle.Message);
+            // A position asked for with another hash is not that node: missing, not corrupt.
+            Assert.False(reader.TryGetNode(leafHash, SmtPosition.Decode(middlePos), out _));
+        }
+
+        static (byte[] Pos, Fr Hash) NodeRow(SqliteConnection raw, string where)
+        {
+            using var c = raw.CreateCommand();
+            c.CommandText = $"SELECT pos, hash FROM tree_nodes WHERE shard_id = 1 AND {where} LIMIT 1";
+            using var r = c.ExecuteReader();
+            Assert.True(r.Read());
+            return (r.GetFieldValue<byte[]>(0), Fr.FromBytesBigEndian(r.GetFieldValue<byte[]>(1)));
+        }
+    }
+
+    [Fact]
     public async Task AStoreWhoseHashKeyedTreeIsBrokenIsRefusedAndLeftAsItWas()
     {
         const string name = "upgrade-broken";
