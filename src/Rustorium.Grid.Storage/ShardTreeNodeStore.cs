@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using Rustorium.Grid.Crypto;
 using Rustorium.Grid.Crypto.Smt;
 
@@ -369,12 +370,56 @@ public sealed record StagedTreeChanges(Fr OldRoot, Fr NewRoot, IReadOnlyList<Smt
     /// then walks its node table's pages in order, and the nodes of one key's path, which sit together, together. (On a
     /// model of the embedded store's checkpoints, unsorted updates cost 1.4× sorted ones: docs/benchmarks.md.)
     /// </summary>
+    /// <remarks>
+    /// Sorts small (key, index) pairs rather than the entries themselves (~150 bytes each) or byte arrays (one object per
+    /// entry): a checkpoint at 1,000,000 keys sorts ~30,000 positions a shard, and the old way's allocations and moves
+    /// were ~4 % of a loaded silo's CPU.
+    /// </remarks>
     public StagedTreeChanges InStoreOrder()
     {
-        var added = AddedNodes.Select(e => (Key: e.Position.ToBytes(), Entry: e)).ToArray();
-        Array.Sort(added, static (x, y) => x.Key.AsSpan().SequenceCompareTo(y.Key));
-        var removed = RemovedPositions.Select(p => (Key: p.ToBytes(), Position: p)).ToArray();
-        Array.Sort(removed, static (x, y) => x.Key.AsSpan().SequenceCompareTo(y.Key));
-        return this with { AddedNodes = Array.ConvertAll(added, a => a.Entry), RemovedPositions = Array.ConvertAll(removed, r => r.Position) };
+        var addedOrder = SortedOrder(AddedNodes.Count, i => AddedNodes[i].Position);
+        var added = new SmtNodeEntry[addedOrder.Length];
+        for (int i = 0; i < added.Length; i++) added[i] = AddedNodes[addedOrder[i].Index];
+        var removedOrder = SortedOrder(RemovedPositions.Count, i => RemovedPositions[i]);
+        var removed = new SmtPosition[removedOrder.Length];
+        for (int i = 0; i < removed.Length; i++) removed[i] = RemovedPositions[removedOrder[i].Index];
+        return this with { AddedNodes = added, RemovedPositions = removed };
+    }
+
+    private static PositionKey[] SortedOrder(int count, Func<int, SmtPosition> positionAt)
+    {
+        var keys = new PositionKey[count];
+        for (int i = 0; i < count; i++) keys[i] = PositionKey.Of(positionAt(i), i);
+        Array.Sort(keys);
+        return keys;
+    }
+
+    /// <summary>
+    /// A position's encoding (at most 33 bytes) zero-padded to 40 and read as five big-endian words, with the entry's index.
+    /// Comparing the words compares the encodings byte by byte; where one encoding is a prefix of the other, the longer
+    /// one still has its level byte (≥ 1) after the prefix, so the zero padding sorts the shorter first, as a byte
+    /// comparison does.
+    /// </summary>
+    internal readonly record struct PositionKey(ulong W0, ulong W1, ulong W2, ulong W3, ulong W4, int Index) : IComparable<PositionKey>
+    {
+        public static PositionKey Of(in SmtPosition position, int index)
+        {
+            Span<byte> bytes = stackalloc byte[40];
+            bytes.Clear();
+            position.Encode(bytes);
+            return new(BinaryPrimitives.ReadUInt64BigEndian(bytes), BinaryPrimitives.ReadUInt64BigEndian(bytes[8..]),
+                BinaryPrimitives.ReadUInt64BigEndian(bytes[16..]), BinaryPrimitives.ReadUInt64BigEndian(bytes[24..]),
+                BinaryPrimitives.ReadUInt64BigEndian(bytes[32..]), index);
+        }
+
+        public int CompareTo(PositionKey other)
+        {
+            int c = W0.CompareTo(other.W0);
+            if (c == 0) c = W1.CompareTo(other.W1);
+            if (c == 0) c = W2.CompareTo(other.W2);
+            if (c == 0) c = W3.CompareTo(other.W3);
+            if (c == 0) c = W4.CompareTo(other.W4);
+            return c;
+        }
     }
 }
