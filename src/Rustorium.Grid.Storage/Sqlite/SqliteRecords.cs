@@ -7,9 +7,6 @@ namespace Rustorium.Grid.Storage.Sqlite;
 /// <summary>Reading stored records back into the contract's types, refusing anything a healthy store cannot contain.</summary>
 internal static class SqliteRecords
 {
-    /// <summary>Boxed once: node kinds are bound on every node insert.</summary>
-    public static readonly object MiddleKind = (long)SmtNodeKind.Middle, LeafKind = (long)SmtNodeKind.Leaf;
-
     public static SqliteCommand Command(SqliteConnection connection, string sql) => new(sql, connection);
 
     public static SqliteParameter Parameter(SqliteCommand command, string name, SqliteType type)
