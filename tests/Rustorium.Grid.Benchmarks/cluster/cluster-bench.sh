@@ -63,13 +63,17 @@ for _ in $(seq 1 60); do
   owned=$(psqlc -d grid -c "SELECT count(*) FROM rgrid.shards WHERE owner_endpoint IS NOT NULL" || echo 0)
   [ "$owned" = 8 ] && break; sleep 0.5
 done
+# With the three silos' status URLs: the run also reports their CPU time per write (and the load generator's).
+statuses=()
+for i in 1 2 3; do statuses+=("http://127.0.0.1:$((base + 80 + i))/status"); done
 grid bench load --endpoint "$ep" --concurrency 64 --duration "$seconds" --sync Full --key-size 16 --value-size 100 --keys 1000000 --json \
-  >"$dir/grid-writes.json" 2>"$dir/grid-writes.err"
+  --status "${statuses[@]}" >"$dir/grid-writes.json" 2>"$dir/grid-writes.err"
 grid_writes=$(python3 -c "import json;d=json.load(open('$dir/grid-writes.json'));print(round(d['opsPerSecond']))")
 wp50=$(python3 -c "import json;d=json.load(open('$dir/grid-writes.json'));print(d['writes']['p50Ms'])")
 wp99=$(python3 -c "import json;d=json.load(open('$dir/grid-writes.json'));print(d['writes']['p99Ms'])")
 werr=$(python3 -c "import json;d=json.load(open('$dir/grid-writes.json'));print(d['errors'])")
-echo "   grid durable writes: $grid_writes/s (p50 $wp50 ms, p99 $wp99 ms, errors $werr)"
+wcpu=$(python3 -c "import json;c=json.load(open('$dir/grid-writes.json'))['cpu'];s=c['silosMicrosecondsPerOp'];print(f\"silos {s:.0f} µs\" if s is not None else 'silos ?', f\"client {c['clientMicrosecondsPerOp']:.0f} µs\", sep=', ')")
+echo "   grid durable writes: $grid_writes/s (p50 $wp50 ms, p99 $wp99 ms, errors $werr; CPU a write: $wcpu)"
 grid bench load --endpoint "$ep" --concurrency 64 --duration "$seconds" --read-ratio 1 --keys 10000 --preload --json \
   >"$dir/grid-reads.json" 2>"$dir/grid-reads.err"
 grid_reads=$(python3 -c "import json;d=json.load(open('$dir/grid-reads.json'));print(round(d['opsPerSecond']))")
@@ -128,6 +132,7 @@ echo
 echo "== summary (same PostgreSQL, same run)"
 printf "  %-44s %s\n" "pgbench batched upsert ($rows rows/txn, 64 clients)" "$pg_rows rows/s"
 printf "  %-44s %s\n" "grid durable writes (3 silos, 64 clients)" "$grid_writes writes/s  (p50 $wp50 ms, p99 $wp99 ms)"
+printf "  %-44s %s\n" "CPU time a durable write" "$wcpu"
 printf "  %-44s %s\n" "ratio grid / pgbench" "$(awk -v g="$grid_writes" -v p="$pg_rows" 'BEGIN{printf "%.3f", g/p}')"
 printf "  %-44s %s\n" "grid cached reads over TCP" "$grid_reads reads/s (p50 $rp50 ms, p99 $rp99 ms)"
 if [ ${#failovers[@]} -gt 0 ]; then
