@@ -52,10 +52,12 @@ public sealed class ShardTreeNodeStore : ISmtPositionedNodeStore, IDisposable
 
     private readonly record struct Slot(Fr Hash, SmtNode Node, bool Occupied, bool Fresh);
 
-    private sealed class Layer
+    private sealed class Layer(int positions = 0, int replaced = 0)
     {
-        public readonly Dictionary<SmtPosition, Slot> At = new();
-        public readonly List<Fr> Replaced = new(); // hashes of the nodes the layer removed, to drop from the cache
+        // Sized from the layer before (TakeStaged): a checkpoint period stages tens of thousands of positions a shard,
+        // and growing to that by doubling re-allocated the table several times every period.
+        public readonly Dictionary<SmtPosition, Slot> At = new(positions);
+        public readonly List<Fr> Replaced = new(replaced); // hashes of the nodes the layer removed, to drop from the cache
         public Fr RootAfter;
 
         public bool IsEmpty => At.Count == 0;
@@ -282,7 +284,7 @@ public sealed class ShardTreeNodeStore : ISmtPositionedNodeStore, IDisposable
         }
         layer.RootAfter = Root;
         _taken.Add(layer);
-        _open = new Layer();
+        _open = new Layer(layer.At.Count, layer.Replaced.Count);
         return new StagedTreeChanges(oldRoot, layer.RootAfter, added, removed);
     }
 
