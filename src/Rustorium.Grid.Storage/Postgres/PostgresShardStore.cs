@@ -731,7 +731,7 @@ public sealed class PostgresShardStore : IShardStore
     private GridException ShardIdCounterMissing() => new(GridErrorCode.Corrupted,
         $"The shard id counter (table shard_id_counter, 0004) of {_where} has no row; was the schema changed outside the grid?");
 
-    /// <summary>The emptied positions and the stored nodes, as packed by <see cref="PackPositions"/> and <see cref="PackNodes"/>.</summary>
+    /// <summary>The emptied positions and the stored nodes, as packed by <see cref="PackPositions(IReadOnlyList{SmtPosition}, out byte[])"/> and <see cref="PackNodes"/>.</summary>
     private static void AddNodeChanges(NpgsqlBatch batch, long shardId, byte[]? removed, int removedLength, byte[]? added, int addedLength)
     {
         if (removedLength > 0)
@@ -741,14 +741,21 @@ public sealed class PostgresShardStore : IShardStore
     }
 
     /// <summary>Positions as packed records (length, encoding padded with zeros) in a pooled buffer; returns the used length.</summary>
-    private static int PackPositions(IReadOnlyList<SmtPosition> positions, out byte[]? buffer)
+    private static int PackPositions(IReadOnlyList<SmtPosition> positions, out byte[]? buffer) => positions switch
+    {
+        SmtPosition[] array => PackPositions(array.AsSpan(), out buffer),
+        List<SmtPosition> list => PackPositions(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(list), out buffer),
+        _ => PackPositions(positions.ToArray().AsSpan(), out buffer),
+    };
+
+    private static int PackPositions(ReadOnlySpan<SmtPosition> positions, out byte[]? buffer)
     {
         buffer = null;
-        if (positions.Count == 0) return 0;
+        if (positions.IsEmpty) return 0;
         const int record = PostgresStatements.PositionRecordLength;
-        int length = positions.Count * record;
+        int length = positions.Length * record;
         buffer = ArrayPool<byte>.Shared.Rent(length);
-        for (int i = 0; i < positions.Count; i++) WritePosition(positions[i], buffer.AsSpan(i * record, record));
+        for (int i = 0; i < positions.Length; i++) WritePosition(positions[i], buffer.AsSpan(i * record, record));
         return length;
     }
 
@@ -896,7 +903,7 @@ public sealed class PostgresShardStore : IShardStore
             {
                 for (int start = 0; start < hashes.Length; start += MaxPositionsPerStatement)
                 {
-                    int length = PackPositions(positions.Slice(start, Math.Min(MaxPositionsPerStatement, hashes.Length - start)).ToArray(), out var packed);
+                    int length = PackPositions(positions.Slice(start, Math.Min(MaxPositionsPerStatement, hashes.Length - start)), out var packed);
                     try
                     {
                         using var command = new NpgsqlCommand(PostgresStatements.SelectNodes, connection);

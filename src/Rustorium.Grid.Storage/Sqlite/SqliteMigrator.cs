@@ -81,18 +81,13 @@ internal static class SqliteMigrator
         using var read = new SqliteCommand(SqliteStatements.SelectOldNode, connection, tx);
         var readShard = read.Parameters.Add("$shard", SqliteType.Integer);
         var readHash = read.Parameters.Add("$hash", SqliteType.Blob);
-        using var write = new SqliteCommand(SqliteStatements.UpsertNode, connection, tx);
-        var shard = write.Parameters.Add("$shard", SqliteType.Integer);
-        var pos = write.Parameters.Add("$pos", SqliteType.Blob);
-        var hash = write.Parameters.Add("$hash", SqliteType.Blob);
-        var kind = write.Parameters.Add("$kind", SqliteType.Integer);
-        var a = write.Parameters.Add("$a", SqliteType.Blob);
-        var b = write.Parameters.Add("$b", SqliteType.Blob);
+        using var write = new SqliteNodeUpsert(connection);   // inside tx: the connection's open transaction
         var migration = new TreeNodeMigration.Report(progress, path, roots.Count);
         foreach (var (id, rootBytes) in roots)
         {
             string what = $"Migrating the tree of shard {id} in {path} to nodes keyed by position";
-            readShard.Value = shard.Value = id;
+            readShard.Value = id;
+            write.BindShard(id);
             long copied = TreeNodeMigration.Copy(FieldBytes.Read(rootBytes, $"root of shard {id}"), h =>
             {
                 readHash.Value = FieldBytes.ToBytes(h);
@@ -100,12 +95,7 @@ internal static class SqliteMigrator
                 return r.Read() ? SqliteRecords.ReadNode(r, h) : null;
             }, entry =>
             {
-                pos.Value = entry.Position.ToBytes();
-                hash.Value = FieldBytes.ToBytes(entry.Hash);
-                kind.Value = (long)entry.Node.Kind;
-                a.Value = FieldBytes.ToBytes(entry.Node.IsLeaf ? entry.Node.Key : entry.Node.Left);
-                b.Value = FieldBytes.ToBytes(entry.Node.IsLeaf ? entry.Node.Value : entry.Node.Right);
-                write.ExecuteNonQuery();
+                if (!write.TryStore(entry)) throw new GridException(GridErrorCode.Corrupted, $"{what}: node {entry.Hash} has no valid kind.");
             }, what);
             migration.ShardDone(id, copied);
         }

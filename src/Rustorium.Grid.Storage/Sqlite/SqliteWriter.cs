@@ -30,12 +30,13 @@ internal sealed class SqliteWriter : IDisposable
     private readonly SqliteCommand[] _commands;
     private readonly SqliteCommand _countShards, _selectShards, _insertShard, _claimShard, _selectForCommit, _updateShard;
     // Run for every row and tree node written: bound by index, allocation-free (SqliteRawStatement).
-    private readonly SqliteRawStatement _insertRow, _updateRow, _deleteRow, _insertNode, _deleteNode, _insertUnfolded;
+    private readonly SqliteRawStatement _insertRow, _updateRow, _deleteRow, _deleteNode, _insertUnfolded;
+    private readonly SqliteNodeUpsert _insertNode;
     private readonly SqliteRawStatement[] _rawStatements;
     private readonly SqliteParameter _insShardId, _insStart, _insEnd, _insRoot, _insUpdatedAt, _claimId, _forCommitId;
     private readonly SqliteParameter _updVersion, _updRoot, _updKeyCount, _updUpdatedAt, _updId, _updEpoch, _updExpected;
     private readonly int _irShard, _irKey, _irValue, _irVersion, _irTs, _urShard, _urKey, _urValue, _urVersion, _urTs;
-    private readonly int _drShard, _drKey, _inShard, _inPos, _inHash, _inKind, _inA, _inB, _dnShard, _dnPos, _iuShard, _iuVersion, _iuKey;
+    private readonly int _drShard, _drKey, _dnShard, _dnPos, _iuShard, _iuVersion, _iuKey;
     private readonly SqliteCommand _allocateShardIds, _insertSplitShard, _updateShardRange, _deleteShard, _countRowsFrom, _moveRowsFrom, _deleteShardNodes;
     private readonly SqliteParameter _ssId, _ssStart, _ssEnd, _ssVersion, _ssEpoch, _ssRoot, _ssKeyCount, _ssUpdatedAt;
     private readonly SqliteParameter _urgEnd, _urgVersion, _urgRoot, _urgKeyCount, _urgUpdatedAt, _urgId, _urgEpoch, _urgExpected;
@@ -88,13 +89,7 @@ internal sealed class SqliteWriter : IDisposable
         _drShard = _deleteRow.Parameter("$shard");
         _drKey = _deleteRow.Parameter("$key");
 
-        _insertNode = new SqliteRawStatement(connection, SqliteStatements.UpsertNode);
-        _inShard = _insertNode.Parameter("$shard");
-        _inPos = _insertNode.Parameter("$pos");
-        _inHash = _insertNode.Parameter("$hash");
-        _inKind = _insertNode.Parameter("$kind");
-        _inA = _insertNode.Parameter("$a");
-        _inB = _insertNode.Parameter("$b");
+        _insertNode = new SqliteNodeUpsert(connection);
         _deleteNode = new SqliteRawStatement(connection, SqliteStatements.DeleteNode);
         _dnShard = _deleteNode.Parameter("$shard");
         _dnPos = _deleteNode.Parameter("$pos");
@@ -137,7 +132,7 @@ internal sealed class SqliteWriter : IDisposable
         _iuShard = _insertUnfolded.Parameter("$shard");
         _iuVersion = _insertUnfolded.Parameter("$version");
         _iuKey = _insertUnfolded.Parameter("$key");
-        _rawStatements = [_insertRow, _updateRow, _deleteRow, _insertNode, _deleteNode, _insertUnfolded];
+        _rawStatements = [_insertRow, _updateRow, _deleteRow, _deleteNode, _insertUnfolded];
         _deleteUnfoldedThrough = Command(connection, SqliteStatements.DeleteUnfoldedThrough);
         Parameter(_deleteUnfoldedThrough, "$shard", SqliteType.Integer);
         Parameter(_deleteUnfoldedThrough, "$version", SqliteType.Integer);
@@ -414,7 +409,7 @@ internal sealed class SqliteWriter : IDisposable
         _insertRow.Bind(_irShard, shardId);
         _updateRow.Bind(_urShard, shardId);
         _deleteRow.Bind(_drShard, shardId);
-        _insertNode.Bind(_inShard, shardId);
+        _insertNode.BindShard(shardId);
         _deleteNode.Bind(_dnShard, shardId);
     }
 
@@ -507,32 +502,10 @@ internal sealed class SqliteWriter : IDisposable
     /// <summary>Stores <paramref name="nodes"/> at their positions in the shard last given to <see cref="BindShard"/> (replacing what is there).</summary>
     private void InsertNodes(IReadOnlyList<SmtNodeEntry> nodes, string what, string list)
     {
-        Span<byte> pos = stackalloc byte[SmtPosition.MaxEncodedLength];
-        Span<byte> field = stackalloc byte[FieldBytes.Length];
         for (int i = 0; i < nodes.Count; i++)
         {
-            var (hash, node, position) = nodes[i];
-            _insertNode.Bind(_inPos, pos[..position.Encode(pos)]);
-            Fr a, b;
-            switch (node.Kind)
-            {
-                case SmtNodeKind.Middle:
-                    (a, b) = (node.Left, node.Right);
-                    break;
-                case SmtNodeKind.Leaf:
-                    (a, b) = (node.Key, node.Value);
-                    break;
-                default:
-                    throw GridException.InvalidArgument($"{what} refused: {list}[{i}] ({hash}) is not a node (kind {(byte)node.Kind}).");
-            }
-            _insertNode.Bind(_inKind, (long)node.Kind);
-            a.WriteBigEndian(field);
-            _insertNode.Bind(_inA, field);
-            b.WriteBigEndian(field);
-            _insertNode.Bind(_inB, field);
-            hash.WriteBigEndian(field);
-            _insertNode.Bind(_inHash, field);
-            _insertNode.Execute();
+            if (!_insertNode.TryStore(nodes[i]))
+                throw GridException.InvalidArgument($"{what} refused: {list}[{i}] ({nodes[i].Hash}) is not a node (kind {(byte)nodes[i].Node.Kind}).");
         }
     }
 
@@ -714,6 +687,7 @@ internal sealed class SqliteWriter : IDisposable
         }
         foreach (var command in _commands) command.Dispose();
         foreach (var statement in _rawStatements) statement.Dispose();
+        _insertNode.Dispose();
         _connection.Dispose();
     }
 
